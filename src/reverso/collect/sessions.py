@@ -1,0 +1,124 @@
+"""Seed corpus loading and the multi-constraint session builder (seeded, reproducible)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reverso import constraints as engine
+from reverso.contracts import ConstraintSpec, Session, Turn
+from reverso.io import DataError, Quarantined, read_rows
+
+
+class Persona(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    domain: str
+    system: str = Field(min_length=1)
+    split: Literal["train", "eval"]
+
+
+class Query(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    task: str
+    text: str = Field(min_length=1)
+    split: Literal["train", "eval"]
+
+
+class SeedCorpus(BaseModel):
+    personas: list[Persona]
+    queries: list[Query]
+    quarantined: list[Quarantined] = Field(default_factory=list)
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    def portion(self, split: str) -> tuple[list[Persona], list[Query]]:
+        personas = [p for p in self.personas if p.split == split]
+        queries = [q for q in self.queries if q.split == split]
+        if not personas or not queries:
+            raise DataError(f"seed corpus has no {split!r} personas or queries")
+        return personas, queries
+
+
+def load_seed(seed_dir: str | Path) -> SeedCorpus:
+    seed_dir = Path(seed_dir)
+    personas = read_rows(seed_dir / "personas.jsonl", Persona)
+    queries = read_rows(seed_dir / "queries.jsonl", Query)
+    return SeedCorpus(
+        personas=personas.rows,
+        queries=queries.rows,
+        quarantined=[*personas.quarantined, *queries.quarantined],
+    )
+
+
+def _specs(constraints: list[engine.Constraint]) -> list[ConstraintSpec]:
+    return [ConstraintSpec(**c.spec()) for c in constraints]
+
+
+def build_session(
+    session_id: str,
+    persona: Persona,
+    queries: list[Query],
+    rng: random.Random,
+    *,
+    system_constraints: int,
+    turn_constraints: int,
+    cumulative: bool,
+    split: Literal["train", "eval"],
+    seed: int,
+) -> Session:
+    """One session: persona + k system constraints, one query per turn, optional per-turn additions."""
+    system = engine.sample_set(rng, system_constraints)
+    chosen: list[engine.Constraint] = list(system)
+    turns = []
+    for query in queries:
+        added = engine.sample_set(rng, turn_constraints, existing=chosen) if turn_constraints else []
+        if cumulative:
+            chosen.extend(added)
+        turns.append(Turn(user=query.text, constraints=_specs(added), cumulative=cumulative))
+    return Session(
+        session_id=session_id,
+        system=persona.system,
+        system_constraints=_specs(system),
+        turns=turns,
+        split=split,
+        seed=seed,
+    )
+
+
+def build_sessions(
+    corpus: SeedCorpus,
+    portion: Literal["train", "eval"],
+    count: int,
+    seed: int,
+    *,
+    turns: int,
+    system_constraints: int,
+    turn_constraints: int,
+    cumulative: bool,
+    eval_fraction: float = 0.0,
+    prefix: str = "s",
+) -> list[Session]:
+    """``count`` sessions from one portion of the corpus; ``eval_fraction`` of them get split=eval."""
+    personas, queries = corpus.portion(portion)
+    rng = random.Random(seed)
+    n_eval = round(count * eval_fraction) if portion == "train" else count
+    sessions = []
+    for index in range(count):
+        split: Literal["train", "eval"] = "eval" if index < n_eval else "train"
+        session_seed = rng.randrange(2**31)
+        session_rng = random.Random(session_seed)
+        persona = session_rng.choice(personas)
+        picked = session_rng.sample(queries, k=min(turns, len(queries)))
+        sessions.append(
+            build_session(
+                f"{prefix}{index:05d}", persona, picked, session_rng,
+                system_constraints=system_constraints, turn_constraints=turn_constraints,
+                cumulative=cumulative, split=split, seed=session_seed,
+            )
+        )
+    return sessions

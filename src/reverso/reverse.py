@@ -1,0 +1,107 @@
+"""reverse: judge every (response, active constraint) and write the reversed instruction.
+
+For a response y, ``reversed_constraints`` keeps each constraint y passed and replaces each one it
+failed by its exact complement, so y is a perfect response to the rewritten instruction x_S(y).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from reverso import constraints as engine
+from reverso.config import ReverseParams
+from reverso.contracts import ConstraintSpec, Response, Session, Verdict
+from reverso.io import (
+    Quarantined,
+    enforce_quarantine_limit,
+    read_rows,
+    write_json,
+    write_jsonl,
+    write_quarantine,
+)
+from reverso.prompts import session_constraints
+
+
+def session_problem(session: Session) -> str | None:
+    """Reason to quarantine a session whose constraint specs the engine rejects."""
+    try:
+        for turn in range(len(session.turns)):
+            session_constraints(session, turn)
+    except engine.ConstraintError as exc:
+        return f"session {session.session_id}: {exc}"
+    return None
+
+
+def judge_response(
+    session: Session, response: Response, params: ReverseParams
+) -> tuple[Verdict | None, str | None]:
+    """A verdict row for one response, or a reason to quarantine it."""
+    if not response.text.strip():
+        return None, "empty response text"
+    active = session_constraints(session, response.turn)
+    soft = [c.id for c in active if not engine.is_verifiable(c)]
+    if soft and params.soft_judge == "none":
+        return None, f"soft constraints {soft} need a judge, but reverse.soft_judge is 'none'"
+    if soft:
+        return None, f"soft constraints {soft}: the {params.soft_judge!r} judge is not wired into reverse yet"
+    context = engine.CheckContext(prompt=session.turns[response.turn].user)
+    verdicts = engine.check_all(active, response.text, context)
+    reversed_ = [c if v.passed else engine.reverse(c) for c, v in zip(active, verdicts, strict=True)]
+    row = Verdict(
+        session_id=response.session_id, turn=response.turn, sample_idx=response.sample_idx,
+        constraints=[ConstraintSpec(**c.spec()) for c in active],
+        passed=[v.passed for v in verdicts], reasons=[v.reason for v in verdicts], judge="rule",
+        reversed_constraints=[ConstraintSpec(**c.spec()) for c in reversed_],
+    )
+    return row, None
+
+
+def reverse(
+    params: ReverseParams,
+    sessions_in: str | Path,
+    responses_in: str | Path,
+    verdicts_out: str | Path,
+    metrics_out: str | Path,
+) -> dict[str, Any]:
+    """Run the reverse stage; every response ends as a verdict row or a quarantined row."""
+    sessions = read_rows(sessions_in, Session, check=session_problem)
+    by_id = {s.session_id: s for s in sessions.rows}
+
+    def response_problem(row: Response) -> str | None:
+        session = by_id.get(row.session_id)
+        if session is None:
+            return f"unknown or quarantined session_id {row.session_id!r}"
+        if row.turn >= len(session.turns):
+            return f"turn {row.turn} out of range: session has {len(session.turns)} turns"
+        return None
+
+    responses = read_rows(responses_in, Response, check=response_problem)
+    quarantined = list(responses.quarantined)
+    verdicts: list[Verdict] = []
+    for response, line in zip(responses.rows, responses.lines, strict=True):
+        row, reason = judge_response(by_id[response.session_id], response, params)
+        if row is None:
+            quarantined.append(Quarantined(str(responses_in), line, reason or "", response.model_dump_json()))
+        else:
+            verdicts.append(row)
+    write_jsonl(verdicts_out, verdicts)
+    write_quarantine(verdicts_out, [*sessions.quarantined, *quarantined])
+    enforce_quarantine_limit("reverse", responses.total, len(quarantined), params.max_quarantine_fraction)
+
+    checked, passed = Counter[str](), Counter[str]()
+    for row in verdicts:
+        for spec, ok in zip(row.constraints, row.passed, strict=True):
+            checked[spec.id] += 1
+            passed[spec.id] += ok
+    metrics = {
+        "responses_in": responses.total,
+        "verdicts_out": len(verdicts),
+        "quarantined": len(quarantined),
+        "sessions_quarantined": len(sessions.quarantined),
+        "all_constraints_passed": sum(all(r.passed) for r in verdicts),
+        "pass_rate": {cid: round(passed[cid] / checked[cid], 4) for cid in sorted(checked)},
+    }
+    write_json(metrics_out, metrics)
+    return metrics

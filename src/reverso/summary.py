@@ -1,0 +1,39 @@
+"""The short end-of-run summary ``reverso pipeline`` (and ``make run``) prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def render_summary(workspace: str | Path = ".") -> str:
+    root = Path(workspace)
+    pairs, train = _load(root / "metrics/pairs.json"), _load(root / "metrics/train.json")
+    evaluation, promotion = _load(root / "metrics/eval.json"), _load(root / "metrics/promotion.json")
+    lines = ["", "== reverso pipeline summary =="]
+    if pairs:
+        lines.append(f"pairs:     {pairs['rpo']['pairs']} RPO pairs (train {pairs['rpo']['train']}, "
+                     f"eval {pairs['rpo']['eval']}), {pairs['dpo']['pairs']} DPO-baseline pairs")
+    if train:
+        margins = train.get("final", {}).get("rewards/margins")
+        lines.append(f"train:     {train['steps']} steps, mean loss {train['train_loss']:.4f}"
+                     + (f", final reward margin {margins:.4f}" if margins is not None else ""))
+        lines.append(f"registry:  reverso-policy version {train['version']} (@challenger), run {train['run_id']}")
+    if evaluation:
+        for metric in ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"):
+            lines.append(f"eval:      {metric:<19} base {evaluation['base'][metric]:.3f} -> "
+                         f"policy {evaluation['policy'][metric]:.3f}")
+    if promotion:
+        verdict = "promoted to @champion" if promotion.get("promote") else "not promoted"
+        lines.append(f"promotion: {verdict}: {promotion.get('reason')}")
+    lines += ["", "MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then open http://127.0.0.1:5000)",
+              "Plots:      plots/train_curves.png, plots/eval_per_constraint.png; report: plots/eval_report.md"]
+    return "\n".join(lines)
