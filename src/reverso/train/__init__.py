@@ -76,6 +76,7 @@ def _mlflow_callback() -> Any:
 
 
 def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_set: Any, work_dir: Path) -> Any:
+    import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig
@@ -99,6 +100,7 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
         gradient_checkpointing=params.gradient_checkpointing, logging_steps=params.logging_steps,
         seed=params.seed, report_to="none", save_strategy="no",
         eval_strategy="epoch" if eval_set is not None else "no", disable_tqdm=False,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
     collator = MarginCollator(pad_token_id=tokenizer.pad_token_id, max_length=params.max_length)
     return RPOTrainer(

@@ -1,0 +1,55 @@
+"""Shared fixtures: a tiny random-init Llama (real architecture, real tokenizer) and a tiny seed corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from reverso.telemetry import disable_telemetry
+
+disable_telemetry()
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 64-wide Llama with SmolLM2's tokenizer and chat template, random weights."""
+    from reverso.config import ModelParams
+    from reverso.prepare_model import prepare_model
+
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    prepare_model(ModelParams(source="random-init"), out)
+    return out
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def seed_dir(tmp_path: Path) -> Path:
+    personas = [{"id": f"p{i}", "domain": "test", "system": f"You are assistant number {i}.",
+                 "split": "eval" if i >= 4 else "train"} for i in range(6)]
+    queries = [{"id": f"q{i}", "task": "explanation", "text": f"Explain topic number {i} briefly.",
+                "split": "eval" if i >= 8 else "train"} for i in range(10)]
+    write_jsonl(tmp_path / "seed" / "personas.jsonl", personas)
+    write_jsonl(tmp_path / "seed" / "queries.jsonl", queries)
+    return tmp_path / "seed"
+
+
+@pytest.fixture()
+def isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return uri
+
+
+@pytest.fixture(autouse=True)
+def _prefect_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.getbasetemp() / "prefect-home"))

@@ -1,0 +1,89 @@
+"""The whole pipeline through the Prefect flow and DVC, on a tiny random-init Llama, in a copy of the repo."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reverso.contracts import Pair, Response, Session, Verdict
+from reverso.io import read_rows
+from reverso.pairs.validate import reverify
+
+REPO = Path(__file__).resolve().parents[1]
+OVERRIDES = [
+    "model.source=random-init", "collect.sessions=6", "collect.turns=2", "collect.system_constraints=3",
+    "collect.samples_per_turn=4", "collect.sampler.max_new_tokens=24", "reverse.max_quarantine_fraction=0.5",
+    "pairs.g_min=1", "pairs.max_length=256", "train.max_length=256", "train.max_steps=3",
+    "evaluate.prompts=4", "evaluate.max_new_tokens=16",
+]
+
+
+def copy_repo(target: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    for name in files:
+        source = REPO / name
+        if source.is_file() and not name.startswith(("models/", "metrics/", "plots/", "reports/")):
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
+        subprocess.run(command, cwd=target, check=True)
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    copy_repo(workspace)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    bin_dir = Path(sys.executable).parent
+    output = run([str(bin_dir / "reverso"), "pipeline", *sum((["-S", o] for o in OVERRIDES), [])], workspace, env)
+    assert "reverso pipeline summary" in output and "@challenger" in output
+
+    sessions = read_rows(workspace / "data/sessions.jsonl", Session)
+    responses = read_rows(workspace / "data/responses.jsonl", Response)
+    verdicts = read_rows(workspace / "data/verdicts.jsonl", Verdict)
+    assert len(sessions.rows) == 6 and not sessions.quarantined
+    assert len(responses.rows) == 6 * 2 * 4 and not responses.quarantined
+    assert not verdicts.quarantined and len(verdicts.rows) > 0
+
+    pairs = []
+    for split in ("train", "eval"):
+        result = read_rows(workspace / f"data/pairs/rpo/{split}.jsonl", Pair)
+        assert not result.quarantined
+        pairs += result.rows
+    assert pairs, "the tiny run produced no RPO pairs"
+    for pair in pairs:
+        chosen_fails, rejected_fails = reverify(pair)
+        assert chosen_fails == [] and len(rejected_fails) == pair.margin
+
+    from safetensors.torch import load_file
+
+    adapter = load_file(workspace / "models/policy/adapter_model.safetensors")
+    lora_b = [t for name, t in adapter.items() if "lora_B" in name]
+    assert lora_b and any(t.abs().sum() > 0 for t in lora_b)  # LoRA B starts at zero: training moved it
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlflow.db'}")
+    version = mlflow.MlflowClient().get_model_version_by_alias("reverso-policy", "challenger")
+    assert version.tags["pairs_md5"] and "eval.eval_policy_prompt_strict" in version.tags
+    assert (workspace / "plots/train_curves.png").exists() and (workspace / "plots/eval_per_constraint.png").exists()
+
+    status = run([str(bin_dir / "dvc"), "status"], workspace, env)
+    assert "up to date" in status, status
+    again = run([str(bin_dir / "dvc"), "repro"], workspace, env)
+    assert "Running stage" not in again, again
