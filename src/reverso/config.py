@@ -128,6 +128,9 @@ class TrainParams(_Section):
     bf16: bool = False  # off on CPU: TRL's defaults are ~13x slower there
     gradient_checkpointing: bool = False
     logging_steps: int = Field(1, ge=1)
+    # Checkpoints live in .reverso/checkpoints/ (outside DVC outs, which DVC deletes before a
+    # rerun); a killed run resumes from the newest one with the same data and params.
+    save_steps: int = Field(50, ge=1)
     seed: int = 42
     lora: LoraParams = LoraParams()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -98,7 +99,8 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
         gradient_accumulation_steps=params.gradient_accumulation_steps, max_length=params.max_length,
         precompute_ref_log_probs=params.precompute_ref_log_probs, bf16=params.bf16,
         gradient_checkpointing=params.gradient_checkpointing, logging_steps=params.logging_steps,
-        seed=params.seed, report_to="none", save_strategy="no",
+        seed=params.seed, report_to="none", save_strategy="steps", save_steps=params.save_steps,
+        save_total_limit=2,
         eval_strategy="epoch" if eval_set is not None else "no", disable_tqdm=False,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
@@ -128,6 +130,31 @@ def plot_curves(history: list[dict[str, float]], png: Path) -> None:
     plt.close(fig)
 
 
+def checkpoint_dir(workspace: Path, params: TrainParams, model_dir: Path, pairs_hash: str) -> Path:
+    """Checkpoints are keyed by everything that shapes the run, so a resume never mixes runs."""
+    fingerprint = {k: v for k, v in curated_params(params, model_dir, pairs_hash).items() if k != "git_commit"}
+    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return workspace / ".reverso" / "checkpoints" / f"train-{digest}"
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    found = [p for p in directory.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def _start_run(ckpt: Path, pairs: str) -> Any:
+    """A resumed training continues the MLflow run of the attempt that was killed."""
+    import mlflow
+
+    marker = ckpt / "mlflow_run_id"
+    if marker.exists() and latest_checkpoint(ckpt) is not None:
+        return mlflow.start_run(run_id=marker.read_text().strip())
+    run = mlflow.start_run(run_name=f"train-{pairs}")
+    ckpt.mkdir(parents=True, exist_ok=True)
+    marker.write_text(run.info.run_id)
+    return run
+
+
 def train(
     params: TrainParams,
     registry: RegistryParams,
@@ -153,21 +180,30 @@ def train(
 
     reg.setup(registry.experiment, workspace)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in output_dir.parent.glob(f".{output_dir.name}.*"):  # half-written dirs of killed runs
+        shutil.rmtree(stale, ignore_errors=True)
+    ckpt = checkpoint_dir(Path(workspace), params, model_dir, pairs_hash)
     staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}."))
     try:
-        with mlflow.start_run(run_name=f"train-{params.pairs}") as run:
-            mlflow.log_params(curated_params(params, model_dir, pairs_hash))
+        with _start_run(ckpt, params.pairs) as run:
+            resume = latest_checkpoint(ckpt)
+            if resume is None:
+                mlflow.log_params(curated_params(params, model_dir, pairs_hash))
+            else:
+                print(f"resuming training from {resume}")
             mlflow.set_tags({"reverso.stage": "train", "reverso.pairs_md5": pairs_hash})
-            trainer = _build_trainer(params, model_dir, train_set, eval_set, staging / "checkpoints")
+            trainer = _build_trainer(params, model_dir, train_set, eval_set, ckpt)
             callback = _mlflow_callback()
             trainer.add_callback(callback)
-            result = trainer.train()
-            shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+            result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
             trainer.save_model(str(staging))
-            history = callback.history
+            # The trainer state holds the whole history, including steps before a resume.
+            history = [{k: float(v) for k, v in h.items() if isinstance(v, (int, float))}
+                       for h in trainer.state.log_history]
             train_log = [h for h in history if "loss" in h]
             final = {k: train_log[-1][k] for k in CURVE_KEYS if train_log and k in train_log[-1]}
             metrics = {"train_loss": float(result.training_loss), "steps": int(result.global_step),
+                       "resumed_from": resume.name if resume else None,
                        "train_pairs": len(train_set), "eval_pairs": len(eval_set) if eval_set else 0,
                        "final": final, "first": {k: train_log[0][k] for k in CURVE_KEYS
                                                  if train_log and k in train_log[0]}}
@@ -183,6 +219,7 @@ def train(
         if output_dir.exists():
             shutil.rmtree(output_dir)
         staging.rename(output_dir)
+        shutil.rmtree(ckpt, ignore_errors=True)  # finished: the checkpoints are no longer needed
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
