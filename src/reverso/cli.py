@@ -127,8 +127,9 @@ def train(params: ParamsOpt = Path("params.yaml"), model: Path = BASE, pairs_dir
 
     loaded = _params(params, set_)
     result = run(loaded.train, loaded.registry, model, pairs_dir, out, metrics, plots)
-    typer.echo(f"train: {result['steps']} steps, loss {result['train_loss']:.4f}, "
-               f"registered version {result['version']} as @challenger")
+    if result:  # empty on non-zero ranks under accelerate launch
+        typer.echo(f"train: {result['steps']} steps, loss {result['train_loss']:.4f}, "
+                   f"registered version {result['version']} as @challenger")
 
 
 @app.command()

@@ -18,20 +18,40 @@ from reverso.io import DataError, read_rows, write_json
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TRAIN_INFO = "reverso_train.json"
+REF_CACHE = Path(".reverso/ref-cache")  # pair datasets + TRL's cached reference log-probs
 CURVE_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")
 
 
-def load_pair_dataset(path: Path) -> Any:
-    """Pairs as a HF Dataset with exactly the columns the trainer reads (TRL conversational format)."""
-    from datasets import Dataset
+def load_pair_dataset(path: Path, cache_root: Path) -> Any:
+    """Pairs as an on-disk HF Dataset with exactly the columns the trainer reads (TRL format).
+
+    The dataset lives in ``cache_root/pairs-<md5>``, shared by every rank and every rerun: TRL
+    writes its precomputed reference log-probs beside it, keyed by the data and the model, so a
+    rerun with another beta/gamma/lr (or a second DDP rank) reuses them instead of recomputing.
+    """
+    from datasets import Dataset, load_from_disk
+
+    from reverso.registry import file_md5
 
     result = read_rows(path, Pair)
     if result.quarantined:
         first = result.quarantined[0]
         raise DataError(f"{first.source} line {first.line}: {first.reason}")
-    rows = [{"prompt": [m.model_dump() for m in p.prompt], "chosen": [p.chosen[0].model_dump()],
-             "rejected": [p.rejected[0].model_dump()], "margin": p.margin} for p in result.rows]
-    return Dataset.from_list(rows) if rows else None
+    if not result.rows:
+        return None
+    target = cache_root / f"pairs-{file_md5(path)}"
+    if not (target / "state.json").exists():
+        rows = [{"prompt": [m.model_dump() for m in p.prompt], "chosen": [p.chosen[0].model_dump()],
+                 "rejected": [p.rejected[0].model_dump()], "margin": p.margin} for p in result.rows]
+        staging = Path(tempfile.mkdtemp(dir=cache_root.parent if cache_root.exists() else None))
+        cache_root.mkdir(parents=True, exist_ok=True)
+        Dataset.from_list(rows).save_to_disk(str(staging / "data"))
+        try:
+            os.rename(staging / "data", target)
+        except OSError:  # another rank got there first with the same content
+            pass
+        shutil.rmtree(staging, ignore_errors=True)
+    return load_from_disk(str(target))
 
 
 def curated_params(params: TrainParams, model_dir: Path, pairs_hash: str) -> dict[str, Any]:
@@ -61,22 +81,21 @@ def _mlflow_callback() -> Any:
     class MlflowMetrics(TrainerCallback):
         """Step metrics to the active MLflow run (TRL's MLflowCallback would dump every argument)."""
 
-        def __init__(self) -> None:
-            self.history: list[dict[str, float]] = []
-
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any) -> None:
             import mlflow
 
+            if not state.is_world_process_zero or mlflow.active_run() is None:
+                return
             numbers = {k: float(v) for k, v in (logs or {}).items()
                        if isinstance(v, (int, float)) and math.isfinite(float(v))}
             if numbers:
-                self.history.append({"step": state.global_step, **numbers})
                 mlflow.log_metrics({k.replace("/", "_"): v for k, v in numbers.items()}, step=state.global_step)
 
     return MlflowMetrics()
 
 
-def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_set: Any, work_dir: Path) -> Any:
+def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_set: Any, work_dir: Path,
+                   ref_cache_dir: Path | None = None) -> Any:
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -84,6 +103,9 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
 
     from reverso.train.trainer import MarginCollator, RPOTrainer
 
+    from transformers import set_seed
+
+    set_seed(params.seed)  # LoRA init included: reproducible runs and a stable reference-cache key
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -108,6 +130,7 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
     return RPOTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
         peft_config=lora, data_collator=collator, gamma=params.gamma, margin_mode=params.margin_mode,
+        ref_cache_dir=ref_cache_dir,
     )
 
 
@@ -155,6 +178,48 @@ def _start_run(ckpt: Path, pairs: str) -> Any:
     return run
 
 
+def is_main_process() -> bool:
+    """Rank 0 (or a single process): the only one that writes outputs and talks to MLflow."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def weights_digest(model: Any) -> str:
+    """A digest of the trainable weights, to check that every DDP rank ends with the same model."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted((n, p) for n, p in model.named_parameters() if p.requires_grad):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().round(6).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _fit(params: TrainParams, model_dir: Path, train_set: Any, eval_set: Any, ckpt: Path,
+         staging: Path, ref_cache: Path) -> tuple[Any, Any, Path | None, list[str]]:
+    """Train (on every rank under accelerate), save the adapter into ``staging``."""
+    resume = latest_checkpoint(ckpt)
+    if resume is not None:
+        print(f"resuming training from {resume}")
+    trainer = _build_trainer(params, model_dir, train_set, eval_set, ckpt, ref_cache)
+    trainer.add_callback(_mlflow_callback())
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    trainer.save_model(str(staging))
+    digests = trainer.accelerator.gather_for_metrics([weights_digest(trainer.model)], use_gather_object=True)
+    return trainer, result, resume, list(digests)
+
+
+def _summarise(trainer: Any, result: Any, resume: Path | None, train_set: Any, eval_set: Any,
+               digests: list[str]) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    # The trainer state holds the whole history, including steps before a resume.
+    history = [{k: float(v) for k, v in h.items() if isinstance(v, (int, float))} for h in trainer.state.log_history]
+    train_log = [h for h in history if "loss" in h]
+    pick = (lambda row: {k: row[k] for k in CURVE_KEYS if k in row})
+    metrics = {"train_loss": float(result.training_loss), "steps": int(result.global_step),
+               "resumed_from": resume.name if resume else None, "world_size": len(digests),
+               "ranks_agree": len(set(digests)) == 1, "rank_weight_digests": digests,
+               "train_pairs": len(train_set), "eval_pairs": len(eval_set) if eval_set else 0,
+               "final": pick(train_log[-1]) if train_log else {}, "first": pick(train_log[0]) if train_log else {}}
+    return metrics, train_log
+
+
 def train(
     params: TrainParams,
     registry: RegistryParams,
@@ -165,49 +230,46 @@ def train(
     plots_dir: str | Path,
     workspace: str | Path = ".",
 ) -> dict[str, Any]:
-    """Train, save the adapter atomically, log to MLflow and register a version as @challenger."""
+    """Train, save the adapter atomically, log to MLflow and register a version as @challenger.
+
+    Works as one process or under ``accelerate launch`` (DDP, DeepSpeed, FSDP): every rank trains;
+    rank 0 alone writes outputs and talks to MLflow.
+    """
     import mlflow
 
     from reverso import registry as reg
 
     model_dir, output_dir, plots_dir = Path(model_dir), Path(output_dir), Path(plots_dir)
     train_file = Path(pairs_dir) / params.pairs / "train.jsonl"
-    train_set = load_pair_dataset(train_file)
+    cache_root = Path(workspace) / REF_CACHE
+    train_set = load_pair_dataset(train_file, cache_root)
     if train_set is None:
         raise DataError(f"{train_file}: no training pairs; collect more samples or lower pairs.g_min")
-    eval_set = load_pair_dataset(Path(pairs_dir) / params.pairs / "eval.jsonl")
+    eval_set = load_pair_dataset(Path(pairs_dir) / params.pairs / "eval.jsonl", cache_root)
     pairs_hash = reg.file_md5(train_file)
+    ckpt = checkpoint_dir(Path(workspace), params, model_dir, pairs_hash)
+    main = is_main_process()
+    if not main:
+        staging = Path(tempfile.mkdtemp(prefix="reverso-rank-"))
+        try:
+            _fit(params, model_dir, train_set, eval_set, ckpt, staging, cache_root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return {}
 
     reg.setup(registry.experiment, workspace)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     for stale in output_dir.parent.glob(f".{output_dir.name}.*"):  # half-written dirs of killed runs
         shutil.rmtree(stale, ignore_errors=True)
-    ckpt = checkpoint_dir(Path(workspace), params, model_dir, pairs_hash)
     staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}."))
     try:
         with _start_run(ckpt, params.pairs) as run:
-            resume = latest_checkpoint(ckpt)
-            if resume is None:
+            if latest_checkpoint(ckpt) is None:
                 mlflow.log_params(curated_params(params, model_dir, pairs_hash))
-            else:
-                print(f"resuming training from {resume}")
             mlflow.set_tags({"reverso.stage": "train", "reverso.pairs_md5": pairs_hash})
-            trainer = _build_trainer(params, model_dir, train_set, eval_set, ckpt)
-            callback = _mlflow_callback()
-            trainer.add_callback(callback)
-            result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-            trainer.save_model(str(staging))
-            # The trainer state holds the whole history, including steps before a resume.
-            history = [{k: float(v) for k, v in h.items() if isinstance(v, (int, float))}
-                       for h in trainer.state.log_history]
-            train_log = [h for h in history if "loss" in h]
-            final = {k: train_log[-1][k] for k in CURVE_KEYS if train_log and k in train_log[-1]}
-            metrics = {"train_loss": float(result.training_loss), "steps": int(result.global_step),
-                       "resumed_from": resume.name if resume else None,
-                       "train_pairs": len(train_set), "eval_pairs": len(eval_set) if eval_set else 0,
-                       "final": final, "first": {k: train_log[0][k] for k in CURVE_KEYS
-                                                 if train_log and k in train_log[0]}}
-            mlflow.log_metric("train_loss_mean", metrics["train_loss"])
+            trainer, result, resume, digests = _fit(params, model_dir, train_set, eval_set, ckpt, staging, cache_root)
+            metrics, train_log = _summarise(trainer, result, resume, train_set, eval_set, digests)
+            mlflow.log_metrics({"train_loss_mean": metrics["train_loss"], "world_size": metrics["world_size"]})
             mlflow.log_artifacts(str(staging), artifact_path="adapter")
             version = reg.register_version(
                 registry.model_name, run.info.run_id, mlflow.get_artifact_uri("adapter"),

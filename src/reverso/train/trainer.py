@@ -12,7 +12,10 @@ gamma = 0 is exactly TRL's sigmoid DPO. Logged rewards are corrected back to bet
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -44,11 +47,41 @@ def margin_offset(margin: torch.Tensor, beta: float, gamma: float, mode: str) ->
 class RPOTrainer(DPOTrainer):
     """DPOTrainer + the adaptive margin term gamma * g of Reverse Preference Optimization."""
 
-    def __init__(self, *args: Any, gamma: float = 0.05, margin_mode: str = "paper", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, gamma: float = 0.05, margin_mode: str = "paper",
+                 ref_cache_dir: Path | None = None, **kwargs: Any) -> None:
+        self.ref_cache_dir = ref_cache_dir  # read by _precompute_ref_logps, which runs inside __init__
         super().__init__(*args, **kwargs)
         if gamma and self.loss_types != ["sigmoid"]:
             raise ValueError(f"the RPO margin needs loss_type ['sigmoid'], got {self.loss_types}")
         self.gamma, self.margin_mode = gamma, margin_mode
+
+    def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
+        """TRL's reference pass, cached on disk by (model weights, tokenized pairs).
+
+        TRL keys its own cache on a fingerprint that includes every training argument, so a new
+        beta or learning rate would recompute; this key holds only what the log-probs depend on.
+        """
+        if self.ref_cache_dir is None:
+            return super()._precompute_ref_logps(dataset, name, batch_size)
+        from datasets.fingerprint import Hasher
+
+        token_ids = dataset.select_columns(["prompt_ids", "chosen_ids", "rejected_ids"]).to_dict()
+        key = Hasher.hash((self._precompute_model_hash, token_ids))
+        path = Path(self.ref_cache_dir) / f"ref-logps-{key}.json"
+        if path.exists():
+            cached = json.loads(path.read_text())
+            if len(cached["chosen"]) == len(dataset):
+                print(f"reference log-probs for {name}: reused {path.name}")
+                return dataset.add_column("ref_chosen_logps", cached["chosen"]).add_column(
+                    "ref_rejected_logps", cached["rejected"])
+        result = super()._precompute_ref_logps(dataset, name, batch_size)
+        if self.accelerator.is_main_process:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"chosen": list(result["ref_chosen_logps"]),
+                                       "rejected": list(result["ref_rejected_logps"])}))
+            os.replace(tmp, path)
+        return result
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
