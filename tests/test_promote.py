@@ -14,13 +14,13 @@ from reverso.promote import promote
 REGISTRY = RegistryParams(experiment="test", model_name="policy")
 
 
-def add_version(policy: float, base: float) -> str:
+def add_version(policy: float, base: float, extra: dict | None = None) -> str:
     reg.setup(REGISTRY.experiment)
     with mlflow.start_run() as run:
         mlflow.log_param("x", 1)
     version = reg.register_version(REGISTRY.model_name, run.info.run_id, "file:///tmp/adapter", {})
-    reg.tag_version(REGISTRY.model_name, version, {"eval.eval_policy_prompt_strict": policy,
-                                                   "eval.eval_base_prompt_strict": base})
+    reg.tag_version(REGISTRY.model_name, version, {"eval.policy.multi_if.average": policy,
+                                                   "eval.base.multi_if.average": base, **(extra or {})})
     reg.set_alias(REGISTRY.model_name, reg.CHALLENGER, version)
     return version
 
@@ -50,6 +50,12 @@ def test_challenger_must_beat_base_by_delta(isolated_mlflow) -> None:
     add_version(policy=0.32, base=0.3)
     decision = promote(PromoteParams(min_delta=0.05), REGISTRY)
     assert not decision.promote and "base" in decision.reason and champion() is None
+
+
+def test_regression_on_another_suite_blocks_promotion(isolated_mlflow) -> None:
+    add_version(policy=0.6, base=0.3, extra={"eval.policy.sysbench.isr": 0.1, "eval.base.sysbench.isr": 0.4})
+    decision = promote(PromoteParams(max_regression=0.05), REGISTRY)
+    assert not decision.promote and "sysbench.isr" in decision.reason and champion() is None
 
 
 def test_dry_run_changes_nothing(isolated_mlflow) -> None:

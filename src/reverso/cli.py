@@ -136,15 +136,25 @@ def train(params: ParamsOpt = Path("params.yaml"), model: Path = BASE, pairs_dir
 @_friendly
 def evaluate(params: ParamsOpt = Path("params.yaml"), model: Path = BASE, policy: Path = POLICY,
              seed_dir: Path = SEED, metrics: Path = Path("metrics/eval.json"), plots: Path = Path("plots"),
-             outputs: Path = Path("reports/eval_outputs.jsonl"), set_: SetOpt = None) -> None:
-    """Score base and policy on the held-out suite."""
-    from reverso.evaluate import METRICS
+             outputs: Path = Path("reports/eval_outputs.jsonl"),
+             compare: Annotated[list[str] | None, typer.Option(
+                 "--compare", help="registered versions to compare in one table (e.g. --compare 1 --compare 2)")] = None,
+             compare_out: Path = Path("reports/compare"), set_: SetOpt = None) -> None:
+    """Score base and policy on the held-out suites (or compare registered versions)."""
+    from reverso.evaluate import compare_versions
     from reverso.evaluate import evaluate as run
+    from reverso.evaluate.metrics import HEADLINE, flatten
 
     loaded = _params(params, set_)
+    if compare:
+        compare_versions(loaded.evaluate, loaded.registry, model, compare, seed_dir, compare_out)
+        typer.echo(f"comparison written to {compare_out}/compare.md")
+        return
     result = run(loaded.evaluate, loaded.registry, model, policy, seed_dir, metrics, plots, outputs)
-    for metric in METRICS:
-        typer.echo(f"{metric:>20}: base {result['base'][metric]:.3f}  policy {result['policy'][metric]:.3f}")
+    base, pol = flatten(result["base"]), flatten(result["policy"])
+    for metric in HEADLINE.values():
+        if metric in base:
+            typer.echo(f"{metric:>24}: base {base[metric]:.3f}  policy {pol[metric]:.3f}")
 
 
 @app.command()

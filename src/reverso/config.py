@@ -135,16 +135,42 @@ class TrainParams(_Section):
     lora: LoraParams = LoraParams()
 
 
-class EvaluateParams(_Section):
-    """``evaluate``: held-out suite, base vs policy, identical greedy decoding."""
+class SuiteSizes(_Section):
+    """Prompts (ifeval) or sessions (multi_if, sysbench) per generated suite; 0 turns one off."""
 
-    seed: int = 2024  # disjoint from collect.seed; the suite also uses the corpus' eval portion
-    prompts: int = Field(24, ge=1)
-    min_constraints: int = Field(1, ge=1)
-    max_constraints: int = Field(3, ge=1)  # IFEval-style: 1-4 constraints per prompt
+    ifeval: int = Field(16, ge=0)
+    multi_if: int = Field(6, ge=0)
+    sysbench: int = Field(4, ge=0)
+
+
+class OfficialFiles(_Section):
+    """Official benchmark files a user drops in (never downloaded); evaluated in addition."""
+
+    ifeval: str | None = None  # IFEval input_data.jsonl
+    multi_if: str | None = None  # Multi-IF CSV
+    ifbench: str | None = None  # IFBench test JSONL
+    sysbench: str | None = None  # SysBench-style JSON
+
+
+class EvaluateParams(_Section):
+    """``evaluate``: held-out suites, base vs policy, identical greedy decoding."""
+
+    seed: int = 2024  # disjoint from collect.seed; suites also use the corpus' eval portion only
+    suites: SuiteSizes = SuiteSizes()
+    ifeval_constraints: tuple[int, int] = (1, 3)  # min, max constraints per prompt (IFEval: 1-4)
+    multi_if_turns: int = Field(3, ge=1, le=5)
+    sysbench_turns: int = Field(5, ge=1, le=8)
+    sysbench_constraints: int = Field(3, ge=1, le=8)
+    official: OfficialFiles = OfficialFiles()
     max_new_tokens: int = Field(96, ge=1)
     batch_size: int = Field(16, ge=1)
-    primary_metric: str = "prompt_strict"
+
+    @model_validator(mode="after")
+    def _ordered_range(self) -> EvaluateParams:
+        low, high = self.ifeval_constraints
+        if not 1 <= low <= high:
+            raise ValueError("evaluate.ifeval_constraints must be [min, max] with 1 <= min <= max")
+        return self
 
 
 class RegistryParams(_Section):
@@ -157,8 +183,11 @@ class RegistryParams(_Section):
 class PromoteParams(_Section):
     """``promote``: champion/challenger gate."""
 
-    primary_metric: str = "prompt_strict"
-    min_delta: float = Field(0.0, ge=0.0)  # challenger must beat by more than this
+    # Multi-IF-style average over turns, as the paper reports; any key of metrics/eval.json works.
+    primary_metric: str = "multi_if.average"
+    min_delta: float = Field(0.0, ge=0.0)  # the challenger must beat base and champion by more than this
+    # No other suite's headline metric may drop by more than this versus the base model.
+    max_regression: float = Field(0.05, ge=0.0)
 
 
 class Params(_Section):

@@ -51,6 +51,9 @@ class Session(_Row):
     turns: list[Turn] = Field(min_length=1)
     split: Literal["train", "eval"]
     seed: int
+    # False for prompts that already state their constraints in the user's words (official
+    # IFEval / Multi-IF files): then no rule list is rendered into the system message.
+    render_rules: bool = True
 
 
 class SamplerInfo(BaseModel):

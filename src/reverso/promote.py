@@ -1,7 +1,8 @@
 """promote: the champion/challenger gate. ``@champion`` moves only when the challenger wins.
 
 The challenger must beat the base model and the current champion on the primary metric by more
-than ``promote.min_delta``. The decision and its numbers are recorded as tags on the challenger
+than ``promote.min_delta``, and regress no other suite's headline metric by more than
+``promote.max_regression`` versus the base. The decision and its numbers are recorded as tags on the challenger
 version; the alias move is the last step. ``dry_run`` decides and reports, changing nothing.
 """
 
@@ -29,8 +30,20 @@ class Decision:
 
 
 def _metric(version: Any, who: str, metric: str) -> float | None:
-    value = (version.tags or {}).get(f"eval.eval_{who}_{metric}") if version is not None else None
+    value = (version.tags or {}).get(f"eval.{who}.{metric}") if version is not None else None
     return float(value) if value is not None else None
+
+
+def regressions(version: Any, primary: str, limit: float) -> list[str]:
+    """Headline metrics of other suites where the challenger drops below base by more than ``limit``."""
+    from reverso.evaluate.metrics import HEADLINE
+
+    found = []
+    for metric in HEADLINE.values():
+        policy, base = _metric(version, "policy", metric), _metric(version, "base", metric)
+        if metric != primary and policy is not None and base is not None and policy < base - limit:
+            found.append(f"{metric} {policy:.4f} < base {base:.4f} - {limit}")
+    return found
 
 
 def _version(version: Any) -> str | None:
@@ -58,6 +71,9 @@ def decide(params: PromoteParams, model_name: str) -> Decision:
     if champ_score is not None and chal_score <= champ_score + params.min_delta:
         return Decision(False, f"{metric} {chal_score:.4f} does not beat champion v{champion.version} "
                                f"{champ_score:.4f} by more than {params.min_delta}", **common)
+    dropped = regressions(challenger, metric, params.max_regression)
+    if dropped:
+        return Decision(False, "regresses another suite: " + "; ".join(dropped), **common)
     return Decision(True, f"{metric} {chal_score:.4f} beats base {base_score:.4f}"
                           + (f" and champion {champ_score:.4f}" if champ_score is not None else ""), **common)
 

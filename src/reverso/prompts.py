@@ -40,8 +40,12 @@ def turn_messages(
 ) -> list[Message]:
     """System + history + user for ``turn``; ``constraints`` replaces the active set (for reversal)."""
     active = session_constraints(session, turn) if constraints is None else list(constraints)
-    system = Message(role="system", content=system_message(session.system, active, session.session_id))
-    return [system, *history, Message(role="user", content=session.turns[turn].user)]
+    user = Message(role="user", content=session.turns[turn].user)
+    if not session.render_rules:
+        system = [Message(role="system", content=session.system)] if session.system else []
+        return [*system, *history, user]
+    system_text = system_message(session.system, active, session.session_id)
+    return [Message(role="system", content=system_text), *history, user]
 
 
 def as_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:

@@ -28,9 +28,12 @@ def render_summary(workspace: str | Path = ".") -> str:
                      + (f", final reward margin {margins:.4f}" if margins is not None else ""))
         lines.append(f"registry:  reverso-policy version {train['version']} (@challenger), run {train['run_id']}")
     if evaluation:
-        for metric in ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"):
-            lines.append(f"eval:      {metric:<19} base {evaluation['base'][metric]:.3f} -> "
-                         f"policy {evaluation['policy'][metric]:.3f}")
+        from reverso.evaluate.metrics import HEADLINE, flatten
+
+        base, policy = flatten(evaluation["base"]), flatten(evaluation["policy"])
+        for metric in HEADLINE.values():
+            if metric in base:
+                lines.append(f"eval:      {metric:<22} base {base[metric]:.3f} -> policy {policy[metric]:.3f}")
     if promotion:
         verdict = "promoted to @champion" if promotion.get("promote") else "not promoted"
         lines.append(f"promotion: {verdict}: {promotion.get('reason')}")

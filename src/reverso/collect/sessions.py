@@ -71,14 +71,18 @@ def build_session(
     split: Literal["train", "eval"],
     seed: int,
 ) -> Session:
-    """One session: persona + k system constraints, one query per turn, optional per-turn additions."""
-    system = engine.sample_set(rng, system_constraints)
-    chosen: list[engine.Constraint] = list(system)
+    """One session: persona + k system constraints, one query per turn, optional per-turn additions.
+
+    The whole session's constraints are sampled as one compatible set, then dealt out (system
+    first, then each turn), so later turns never run out of constraints that fit.
+    """
+    total = system_constraints + turn_constraints * len(queries)
+    drawn = engine.sample_set(rng, total) if total else []
+    system = drawn[:system_constraints]
     turns = []
-    for query in queries:
-        added = engine.sample_set(rng, turn_constraints, existing=chosen) if turn_constraints else []
-        if cumulative:
-            chosen.extend(added)
+    for index, query in enumerate(queries):
+        start = system_constraints + index * turn_constraints
+        added = drawn[start : start + turn_constraints]
         turns.append(Turn(user=query.text, constraints=_specs(added), cumulative=cumulative))
     return Session(
         session_id=session_id,

@@ -144,21 +144,31 @@ def sample_set(
     count: int,
     context: CheckContext | None = None,
     existing: Sequence[Constraint] = (),
+    attempts: int = 20,
 ) -> list[Constraint]:
-    """Sample ``count`` mutually compatible verifiable constraints (also compatible with ``existing``)."""
+    """Sample ``count`` mutually compatible verifiable constraints (also compatible with ``existing``).
+
+    Greedy over a shuffled pool; a few reshuffles get past draws where an early pick (say, JSON
+    output) rules out too many others. Raises ConstraintError if no compatible set is found.
+    """
     ctx = context or CheckContext()
     pool = sorted(cid for cid, ctype in REGISTRY.items() if ctype.sampled and ctype.verifiable)
-    rng.shuffle(pool)
-    picked: list[Constraint] = []
-    for cid in pool:
+    best: list[str] = []
+    for _ in range(attempts):
+        rng.shuffle(pool)
+        picked: list[str] = []
+        for cid in pool:
+            if len(picked) == count:
+                break
+            if compatible([*existing, *(make(p, REGISTRY[p].sample(random.Random(0), ctx)) for p in picked)], cid):
+                picked.append(cid)
         if len(picked) == count:
-            break
-        if not compatible([*existing, *picked], cid):
-            continue
-        picked.append(make(cid, REGISTRY[cid].sample(rng, ctx)))
-    if len(picked) < count:
-        raise ConstraintError(f"could only sample {len(picked)} compatible constraints of {count} requested")
-    return picked
+            return [make(cid, REGISTRY[cid].sample(rng, ctx)) for cid in picked]
+        best = max(best, picked, key=len)
+    raise ConstraintError(
+        f"could only sample {len(best)} compatible constraints of {count} requested "
+        f"({len(pool)} sampleable types, {len(existing)} already active); ask for fewer"
+    )
 
 
 def list_types() -> list[tuple[str, str, str]]:

@@ -1,131 +1,114 @@
-"""evaluate: a held-out multi-constraint suite, base vs policy, identical greedy decoding.
+"""evaluate: held-out suites (IFEval-, Multi-IF-, SysBench-style, plus official files), base vs policy.
 
-Metrics follow IFEval's definitions: prompt-level (every constraint of a prompt passed) and
-instruction-level (share of constraints passed), each strict and loose.
+Every model is decoded greedily with identical settings; multi-turn suites answer on the model's
+own history. Results go to ``metrics/eval.json`` (DVC metrics), a PNG, a markdown report, the
+training run in MLflow and tags on the registered version (read by the promotion gate).
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import time
 from pathlib import Path
 from typing import Any
 
-from reverso import constraints as engine
 from reverso.collect.samplers import GenerationSettings, HFSampler
-from reverso.collect.sessions import build_sessions, load_seed
 from reverso.config import EvaluateParams, RegistryParams
-from reverso.contracts import Session
+from reverso.contracts import Message, Session
+from reverso.evaluate.loaders import LOADERS
+from reverso.evaluate.metrics import SUITE_METRICS, flatten, per_constraint, score_sessions
+from reverso.evaluate.report import plot_per_constraint, write_report
+from reverso.evaluate.suites import build_suites
 from reverso.io import write_json, write_jsonl
-from reverso.prompts import as_dicts, session_constraints, turn_messages
+from reverso.prompts import as_dicts, turn_messages
 
-METRICS = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")
-
-
-def build_suite(params: EvaluateParams, seed_dir: str | Path) -> list[Session]:
-    """Single-turn prompts from the corpus' eval portion with 1..k constraints each."""
-    corpus = load_seed(seed_dir)
-    sizes = list(range(params.min_constraints, max(params.min_constraints, params.max_constraints) + 1))
-    suite: list[Session] = []
-    for position, size in enumerate(sizes):
-        count = params.prompts // len(sizes) + (1 if position < params.prompts % len(sizes) else 0)
-        if count:
-            suite += build_sessions(corpus, "eval", count, params.seed + size, turns=1, system_constraints=size,
-                                    turn_constraints=0, cumulative=False, prefix=f"eval-k{size}-")
-    return suite
+OFFICIAL_METRICS = {"ifeval": "ifeval", "ifbench": "ifeval", "multi_if": "multi_if", "sysbench": "sysbench"}
 
 
-def score(suite: list[Session], texts: list[str]) -> dict[str, Any]:
-    """IFEval-style accuracies plus per-constraint-type pass rates (strict)."""
-    prompt_strict = prompt_loose = 0
-    inst_strict = inst_loose = inst_total = 0
-    per_type: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for session, text in zip(suite, texts, strict=True):
-        active = session_constraints(session, 0)
-        context = engine.CheckContext(prompt=session.turns[0].user)
-        strict = [v.passed for v in engine.check_all(active, text, context)]
-        loose = engine.check_all_loose(active, text, context)
-        prompt_strict += all(strict)
-        prompt_loose += all(loose)
-        inst_strict, inst_loose, inst_total = inst_strict + sum(strict), inst_loose + sum(loose), inst_total + len(strict)
-        for constraint, ok in zip(active, strict, strict=True):
-            per_type[constraint.id][0] += ok
-            per_type[constraint.id][1] += 1
-    n = max(len(suite), 1)
-    return {
-        "prompt_strict": prompt_strict / n, "prompt_loose": prompt_loose / n,
-        "instruction_strict": inst_strict / max(inst_total, 1), "instruction_loose": inst_loose / max(inst_total, 1),
-        "per_constraint": {cid: round(ok / total, 4) for cid, (ok, total) in sorted(per_type.items())},
-    }
+def generate_suites(sampler: HFSampler, suites: dict[str, list[Session]], params: EvaluateParams) -> dict[str, list[list[str]]]:
+    """Answer every turn of every session, batching all suites together turn by turn."""
+    sessions = [(name, s) for name, items in suites.items() for s in items]
+    histories: list[list[Message]] = [[] for _ in sessions]
+    texts: list[list[str]] = [[] for _ in sessions]
+    settings = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=params.max_new_tokens, seed=params.seed)
+    for turn in range(max((len(s.turns) for _, s in sessions), default=0)):
+        live = [i for i, (_, s) in enumerate(sessions) if turn < len(s.turns)]
+        conversations = [as_dicts(turn_messages(sessions[i][1], turn, histories[i])) for i in live]
+        for i, completions in zip(live, sampler.generate(conversations, 1, settings), strict=True):
+            text = completions[0].text
+            texts[i].append(text)
+            session = sessions[i][1]
+            histories[i] += [Message(role="user", content=session.turns[turn].user),
+                             Message(role="assistant", content=text)]
+    out: dict[str, list[list[str]]] = {name: [] for name in suites}
+    for (name, _), answer in zip(sessions, texts, strict=True):
+        out[name].append(answer)
+    return out
 
 
-def generate(model_dir: Path, adapter: Path | None, suite: list[Session], params: EvaluateParams) -> list[str]:
+def score_model(suites: dict[str, list[Session]], texts: dict[str, list[list[str]]]) -> dict[str, Any]:
+    scores = {name: score_sessions(suites[name], texts[name]) for name in suites}
+    result: dict[str, Any] = {}
+    for name, suite_scores in scores.items():
+        kind = name.removeprefix("official_")
+        metric_fn = SUITE_METRICS[OFFICIAL_METRICS.get(kind, kind)]
+        result[name] = metric_fn(suite_scores)
+    result["per_constraint"] = per_constraint(list(scores.values()))
+    return result
+
+
+def load_official(params: EvaluateParams) -> tuple[dict[str, list[Session]], dict[str, list[dict[str, Any]]]]:
+    suites, unsupported = {}, {}
+    for name, path in params.official.model_dump().items():
+        if path:
+            loaded = LOADERS[name](path)
+            if loaded.sessions:
+                suites[f"official_{name}"] = loaded.sessions
+            unsupported[f"official_{name}"] = loaded.unsupported
+    return suites, unsupported
+
+
+def evaluate_models(models: dict[str, tuple[Path, Path | None]], suites: dict[str, list[Session]],
+                    params: EvaluateParams) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+    """Generate + score for each named (base model dir, adapter or None)."""
     from reverso.prepare_model import load_model_and_tokenizer
 
-    model, tokenizer = load_model_and_tokenizer(model_dir, adapter)
-    sampler = HFSampler(model, tokenizer, batch_size=params.batch_size)
-    conversations = [as_dicts(turn_messages(s, 0, [])) for s in suite]
-    settings = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=params.max_new_tokens, seed=params.seed)
-    return [c[0].text for c in sampler.generate(conversations, 1, settings)]
-
-
-def plot_per_constraint(results: dict[str, dict[str, Any]], png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ids = sorted(set(results["base"]["per_constraint"]) | set(results["policy"]["per_constraint"]))
-    fig, axis = plt.subplots(figsize=(8, 0.35 * len(ids) + 1.5))
-    for offset, name in ((-0.2, "base"), (0.2, "policy")):
-        values = [results[name]["per_constraint"].get(cid, 0.0) for cid in ids]
-        axis.barh([i + offset for i in range(len(ids))], values, height=0.4, label=name)
-    axis.set_yticks(range(len(ids)), ids, fontsize=8)
-    axis.set_xlabel("pass rate (strict)")
-    axis.set_xlim(0, 1)
-    axis.legend()
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-
-
-def write_report(results: dict[str, Any], path: Path) -> None:
-    lines = ["# Evaluation report", "", f"Suite: {results['suite_size']} held-out prompts.", "",
-             "| metric | base | policy | delta |", "|---|---|---|---|"]
-    for metric in METRICS:
-        base, policy = results["base"][metric], results["policy"][metric]
-        lines.append(f"| {metric} | {base:.3f} | {policy:.3f} | {policy - base:+.3f} |")
-    lines += ["", "![per-constraint pass rates](eval_per_constraint.png)", ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines), encoding="utf-8")
+    results, outputs, timing = {}, {}, {"generation_s": 0.0, "scoring_s": 0.0}
+    for name, (model_dir, adapter) in models.items():
+        model, tokenizer = load_model_and_tokenizer(model_dir, adapter)
+        started = time.perf_counter()
+        outputs[name] = generate_suites(HFSampler(model, tokenizer, batch_size=params.batch_size), suites, params)
+        scored = time.perf_counter()
+        results[name] = score_model(suites, outputs[name])
+        timing["generation_s"] += scored - started
+        timing["scoring_s"] += time.perf_counter() - scored
+    return results, outputs, timing
 
 
 def evaluate(
-    params: EvaluateParams,
-    registry: RegistryParams,
-    model_dir: str | Path,
-    policy_dir: str | Path,
-    seed_dir: str | Path,
-    metrics_out: str | Path,
-    plots_dir: str | Path,
-    outputs_out: str | Path,
+    params: EvaluateParams, registry: RegistryParams, model_dir: str | Path, policy_dir: str | Path,
+    seed_dir: str | Path, metrics_out: str | Path, plots_dir: str | Path, outputs_out: str | Path,
     workspace: str | Path = ".",
 ) -> dict[str, Any]:
-    """Score base and policy on the suite; write metrics, plots, report; log to the training run."""
+    """Score base and policy on every suite; write metrics, plots, report; log to MLflow."""
     model_dir, policy_dir, plots_dir = Path(model_dir), Path(policy_dir), Path(plots_dir)
-    suite = build_suite(params, seed_dir)
-    texts = {"base": generate(model_dir, None, suite, params), "policy": generate(model_dir, policy_dir, suite, params)}
-    results: dict[str, Any] = {name: score(suite, texts[name]) for name in texts}
-    results["suite_size"] = len(suite)
-    results["primary_metric"] = params.primary_metric
-    results["delta"] = {m: results["policy"][m] - results["base"][m] for m in METRICS}
+    suites = build_suites(params, seed_dir)
+    official, unsupported = load_official(params)
+    suites.update(official)
+    results, outputs, timing = evaluate_models({"base": (model_dir, None), "policy": (model_dir, policy_dir)},
+                                               suites, params)
+    results["suite_sizes"] = {name: len(items) for name, items in suites.items()}
+    results["unsupported"] = unsupported
+    base, policy = flatten(results["base"]), flatten(results["policy"])
+    results["delta"] = {k: round(policy[k] - base[k], 4) for k in policy if k in base and "per_constraint" not in k}
+    results["timing"] = timing
     write_json(metrics_out, results)
-    write_jsonl(outputs_out, [{"session_id": s.session_id, "constraints": [c.spec() for c in session_constraints(s, 0)],
-                               "prompt": s.turns[0].user, "base": b, "policy": p}
-                              for s, b, p in zip(suite, texts["base"], texts["policy"], strict=True)])
-    plot_per_constraint(results, plots_dir / "eval_per_constraint.png")
-    write_report(results, plots_dir / "eval_report.md")
+    write_jsonl(outputs_out, [
+        {"suite": name, "session_id": s.session_id, "turns": [t.user for t in s.turns],
+         "base": outputs["base"][name][i], "policy": outputs["policy"][name][i]}
+        for name, items in suites.items() for i, s in enumerate(items)])
+    plot_per_constraint(results, ["base", "policy"], plots_dir / "eval_per_constraint.png")
+    write_report(results, ["base", "policy"], plots_dir / "eval_report.md", "eval_per_constraint.png")
     _log_to_mlflow(results, registry, policy_dir, plots_dir, workspace)
     return results
 
@@ -139,9 +122,34 @@ def _log_to_mlflow(results: dict[str, Any], registry: RegistryParams, policy_dir
 
     info = json.loads((policy_dir / TRAIN_INFO).read_text())
     reg.setup(registry.experiment, workspace)
-    flat = {f"eval_{name}_{m}": results[name][m] for name in ("base", "policy") for m in METRICS}
+    flat = {f"eval.{who}.{key}": value for who in ("base", "policy")
+            for key, value in flatten(results[who]).items() if not key.startswith("per_constraint")}
     with mlflow.start_run(run_id=info["run_id"]):
         mlflow.log_metrics(flat)
-        mlflow.log_artifact(str(plots_dir / "eval_per_constraint.png"), artifact_path="eval")
-        mlflow.log_artifact(str(plots_dir / "eval_report.md"), artifact_path="eval")
-    reg.tag_version(info["model_name"], info["version"], {f"eval.{k}": round(v, 4) for k, v in flat.items()})
+        for name in ("eval_per_constraint.png", "eval_report.md"):
+            mlflow.log_artifact(str(plots_dir / name), artifact_path="eval")
+    reg.tag_version(info["model_name"], info["version"], {k: round(v, 4) for k, v in flat.items()})
+
+
+def compare_versions(params: EvaluateParams, registry: RegistryParams, model_dir: str | Path, versions: list[str],
+                     seed_dir: str | Path, out_dir: str | Path, workspace: str | Path = ".") -> dict[str, Any]:
+    """Evaluate several registered versions (e.g. RPO vs DPO baseline) plus the base in one table."""
+    import mlflow
+
+    from reverso import registry as reg
+
+    reg.setup(registry.experiment, workspace)
+    models: dict[str, tuple[Path, Path | None]] = {"base": (Path(model_dir), None)}
+    for version in versions:
+        found = reg.client().get_model_version(registry.model_name, version)
+        local = mlflow.artifacts.download_artifacts(artifact_uri=found.source)
+        label = f"v{version} ({(found.tags or {}).get('pairs', '?')})"
+        models[label] = (Path(model_dir), Path(local))
+    suites = build_suites(params, seed_dir)
+    results, _, _ = evaluate_models(models, suites, params)
+    results["suite_sizes"] = {name: len(items) for name, items in suites.items()}
+    out_dir = Path(out_dir)
+    write_json(out_dir / "compare.json", results)
+    plot_per_constraint(results, list(models), out_dir / "compare_per_constraint.png")
+    write_report(results, list(models), out_dir / "compare.md", "compare_per_constraint.png")
+    return results

@@ -1,0 +1,53 @@
+"""Held-out evaluation suites built by the constraint engine from the corpus' eval portion.
+
+- ``ifeval``: single-turn prompts with 1..k verifiable constraints.
+- ``multi_if``: 3 turns; every turn adds a constraint and earlier ones stay active.
+- ``sysbench``: a system prompt with constraints, 5 user turns answered on the model's own history.
+
+Suites use ``evaluate.seed`` (disjoint from ``collect.seed``) and only eval-split personas and
+queries, so no suite prompt can appear in training sessions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reverso.collect.sessions import SeedCorpus, build_sessions, load_seed
+from reverso.config import EvaluateParams
+from reverso.contracts import Session
+
+SUITES = ("ifeval", "multi_if", "sysbench")
+
+
+def ifeval_suite(corpus: SeedCorpus, params: EvaluateParams) -> list[Session]:
+    low, high = params.ifeval_constraints
+    sizes = list(range(low, high + 1))
+    suite: list[Session] = []
+    for position, size in enumerate(sizes):
+        count = params.suites.ifeval // len(sizes) + (1 if position < params.suites.ifeval % len(sizes) else 0)
+        if count:
+            suite += build_sessions(corpus, "eval", count, params.seed + size, turns=1, system_constraints=size,
+                                    turn_constraints=0, cumulative=False, prefix=f"ifeval-k{size}-")
+    return suite
+
+
+def multi_if_suite(corpus: SeedCorpus, params: EvaluateParams) -> list[Session]:
+    if not params.suites.multi_if:
+        return []
+    return build_sessions(corpus, "eval", params.suites.multi_if, params.seed + 101, turns=params.multi_if_turns,
+                          system_constraints=0, turn_constraints=1, cumulative=True, prefix="multi_if-")
+
+
+def sysbench_suite(corpus: SeedCorpus, params: EvaluateParams) -> list[Session]:
+    if not params.suites.sysbench:
+        return []
+    return build_sessions(corpus, "eval", params.suites.sysbench, params.seed + 202, turns=params.sysbench_turns,
+                          system_constraints=params.sysbench_constraints, turn_constraints=0, cumulative=False,
+                          prefix="sysbench-")
+
+
+def build_suites(params: EvaluateParams, seed_dir: str | Path) -> dict[str, list[Session]]:
+    corpus = load_seed(seed_dir)
+    built = {"ifeval": ifeval_suite(corpus, params), "multi_if": multi_if_suite(corpus, params),
+             "sysbench": sysbench_suite(corpus, params)}
+    return {name: sessions for name, sessions in built.items() if sessions}

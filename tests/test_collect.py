@@ -1,0 +1,52 @@
+from pathlib import Path
+
+from reverso import constraints as engine
+from reverso.collect import best_sample
+from reverso.collect.sessions import build_sessions, load_seed
+from reverso.prompts import session_constraints, turn_messages
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sessions(seed: int = 13, count: int = 20):
+    corpus = load_seed(REPO / "data/seed")
+    return build_sessions(corpus, "train", count, seed, turns=3, system_constraints=5, turn_constraints=1,
+                          cumulative=True, eval_fraction=0.25)
+
+
+def test_seed_corpus_is_large_and_clean() -> None:
+    corpus = load_seed(REPO / "data/seed")
+    assert len(corpus.personas) >= 200 and len(corpus.queries) >= 600 and not corpus.quarantined
+    for split in ("train", "eval"):
+        assert corpus.portion(split)[0] and corpus.portion(split)[1]
+    train_q = {q.text for q in corpus.queries if q.split == "train"}
+    assert not train_q & {q.text for q in corpus.queries if q.split == "eval"}
+
+
+def test_sessions_are_reproducible_and_split_by_session() -> None:
+    first, second = sessions(), sessions()
+    assert [s.model_dump() for s in first] == [s.model_dump() for s in second]
+    assert sum(s.split == "eval" for s in first) == 5
+    assert sessions(seed=14)[0].model_dump() != first[0].model_dump()
+
+
+def test_active_constraints_accumulate_and_never_conflict() -> None:
+    for session in sessions(count=40):
+        sizes = [len(session_constraints(session, t)) for t in range(3)]
+        assert sizes == [6, 7, 8]
+        active = session_constraints(session, 2)
+        for index, constraint in enumerate(active):
+            assert engine.compatible(active[:index], constraint.id), (session.session_id, constraint)
+
+
+def test_prompt_renders_every_active_rule_in_the_system_message() -> None:
+    session = sessions()[0]
+    messages = turn_messages(session, 1, [])
+    assert messages[0].role == "system" and messages[-1].content == session.turns[1].user
+    assert messages[0].content.count("\n") >= len(session_constraints(session, 1))
+
+
+def test_best_sample_picks_most_constraints_then_first() -> None:
+    session = sessions()[0]
+    texts = ["", "", ""]
+    assert best_sample(session, 0, texts) == 0
