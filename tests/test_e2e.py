@@ -19,7 +19,8 @@ OVERRIDES = [
     "model.source=random-init", "collect.sessions=6", "collect.turns=2", "collect.system_constraints=3",
     "collect.samples_per_turn=4", "collect.sampler.max_new_tokens=24", "reverse.max_quarantine_fraction=0.5",
     "pairs.g_min=1", "pairs.max_length=256", "train.max_length=256", "train.max_steps=3",
-    "evaluate.prompts=4", "evaluate.max_new_tokens=16",
+    "evaluate.suites.ifeval=3", "evaluate.suites.multi_if=2", "evaluate.suites.sysbench=1",
+    "evaluate.sysbench_turns=2", "evaluate.max_new_tokens=16",
 ]
 
 
@@ -80,7 +81,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
 
     mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlflow.db'}")
     version = mlflow.MlflowClient().get_model_version_by_alias("reverso-policy", "challenger")
-    assert version.tags["pairs_md5"] and "eval.eval_policy_prompt_strict" in version.tags
+    assert version.tags["pairs_md5"] and "eval.policy.multi_if.average" in version.tags
     assert (workspace / "plots/train_curves.png").exists() and (workspace / "plots/eval_per_constraint.png").exists()
 
     status = run([str(bin_dir / "dvc"), "status"], workspace, env)

@@ -1,0 +1,102 @@
+"""The scale-out path for real: the pipeline flow against a real Prefect server and a real MLflow
+tracking server (SQLite backend, artefacts served by the server), both on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from test_e2e import OVERRIDES, copy_repo, run
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} not healthy after {timeout}s")
+
+
+@contextmanager
+def server(command: list[str], health: str, env: dict[str, str], log: Path) -> Iterator[None]:
+    with log.open("w") as handle:
+        process = subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        try:
+            wait_for(health, process)
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def post(url: str, body: dict) -> list[dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_pipeline_against_real_prefect_and_mlflow_servers(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    copy_repo(workspace)
+    prefect_port, mlflow_port = free_port(), free_port()
+    prefect_api, mlflow_uri = f"http://127.0.0.1:{prefect_port}/api", f"http://127.0.0.1:{mlflow_port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_UI_ENABLED="false", DO_NOT_TRACK="1")
+    prefect_cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)]
+    mlflow_cmd = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
+                  "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--serve-artifacts",
+                  "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"]
+    with server(prefect_cmd, f"{prefect_api}/health", env, tmp_path / "prefect.log"), \
+         server(mlflow_cmd, f"{mlflow_uri}/health", env, tmp_path / "mlflow.log"):
+        client_env = {**env, "PREFECT_API_URL": prefect_api, "MLFLOW_TRACKING_URI": mlflow_uri}
+        output = run([str(BIN / "reverso"), "pipeline", *sum((["-S", o] for o in OVERRIDES), [])], workspace,
+                     client_env)
+        assert "@challenger" in output
+        assert not (workspace / "mlflow.db").exists()  # everything went to the server
+
+        flows = post(f"{prefect_api}/flows/filter", {"flows": {"name": {"any_": ["reverso-pipeline"]}}})
+        assert flows, "the flow is not registered on the Prefect server"
+        runs = post(f"{prefect_api}/flow_runs/filter", {"flows": {"id": {"any_": [flows[0]["id"]]}}})
+        assert [r["state_type"] for r in runs] == ["COMPLETED"]
+
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+        version = client.get_model_version_by_alias("reverso-policy", "challenger")
+        assert version.tags["pairs_md5"] and "eval.policy.multi_if.average" in version.tags
+        assert client.get_registered_model("reverso-policy").aliases.get("challenger") == version.version
+        local = client.download_artifacts(version.run_id, "adapter", str(tmp_path / "dl"))
+        assert (Path(local) / "adapter_model.safetensors").exists()  # artefacts served over HTTP
