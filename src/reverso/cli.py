@@ -185,6 +185,7 @@ def pipeline(stages: Annotated[list[str] | None, typer.Option("--stage", help="r
 
 
 @constraints_app.command("list")
+@_friendly
 def constraints_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every registered constraint type with an example description and its reverse id."""
     from reverso.constraints import list_types

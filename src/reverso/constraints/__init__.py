@@ -12,7 +12,7 @@ import random
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from reverso.constraints import types_basic  # noqa: F401  (registers the types)
+from reverso.constraints import types_basic, types_extra, types_ifeval  # noqa: F401  (registers the types)
 from reverso.constraints.base import (
     REGISTRY,
     CheckContext,

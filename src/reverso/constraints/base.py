@@ -61,6 +61,24 @@ class ResponseView:
         return self.text.splitlines()
 
     @cached_property
+    def sentences(self) -> list[str]:
+        from reverso.constraints.text import sentences
+
+        return sentences(self.text)
+
+    @cached_property
+    def nltk_words(self) -> list[str]:
+        from reverso.constraints.text import nltk_words
+
+        return nltk_words(self.text)
+
+    @cached_property
+    def language(self) -> str | None:
+        from reverso.constraints.text import detect_language
+
+        return detect_language(self.text)
+
+    @cached_property
     def json_value(self) -> tuple[bool, Any]:
         """(parsed?, value) after removing an optional ```json fence, as IFEval does."""
         body = self.stripped

@@ -145,7 +145,7 @@ class EndChecker(ConstraintType):
     group = "position:end"
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
-        ok = view.stripped.lower().endswith(kw.end_phrase.strip().lower())
+        ok = view.stripped.strip('"').lower().endswith(kw.end_phrase.strip().lower())
         return Verdict(ok, "ends with the phrase" if ok else f"does not end with {kw.end_phrase!r}")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
@@ -248,6 +248,7 @@ class KeywordsExistence(ConstraintType):
     group = "keywords:include"
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
+        # IFEval treats keywords as regex patterns; we match them literally (documented difference).
         missing = [k for k in kw.keywords if not re.search(re.escape(k), view.text, flags=re.IGNORECASE)]
         return Verdict(not missing, f"missing keywords: {missing}" if missing else "all keywords present")
 
@@ -313,10 +314,14 @@ class JsonFormat(ConstraintType):
 class Lowercase(ConstraintType):
     id = "change_case:english_lowercase"
     group = "case:lower"
+    conflicts = frozenset({"case:upper", "case:capital_words"})
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
-        ok = view.text == view.lower and bool(view.words)
-        return Verdict(ok, "all lowercase" if ok else "contains capital letters or no words")
+        if not view.text.islower():
+            return Verdict(False, "contains capital letters or no letters")
+        # IFEval counts undetectable language as English.
+        ok = view.language in ("en", None)
+        return Verdict(ok, "all lowercase English" if ok else f"lowercase but language is {view.language}")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
         return _pick(rng, ("Your entire response should be in English, and in all lowercase letters. "
