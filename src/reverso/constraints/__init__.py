@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -44,7 +45,9 @@ def parse(spec: dict[str, Any]) -> Constraint:
     return make(str(spec["id"]), {k: v for k, v in kwargs.items() if v is not None})
 
 
+@lru_cache(maxsize=8192)
 def _typed(constraint: Constraint) -> tuple[ConstraintType, Any]:
+    """Type and validated kwargs, computed once per distinct constraint (they are immutable)."""
     ctype = get_type(constraint.id)
     return ctype, validate_kwargs(ctype, constraint.kwargs)
 

@@ -31,6 +31,8 @@ class TurnScore:
 
 def score_turn(session: Session, turn: int, text: str) -> TurnScore:
     active = [c for c in session_constraints(session, turn) if engine.is_verifiable(c)]
+    if not text.strip():  # IFEval: an empty response follows no instruction
+        return TurnScore(tuple(c.id for c in active), (False,) * len(active), (False,) * len(active))
     context = engine.CheckContext(prompt=session.turns[turn].user)
     strict = tuple(v.passed for v in engine.check_all(active, text, context))
     loose = tuple(engine.check_all_loose(active, text, context))
