@@ -87,7 +87,20 @@ class CollectParams(_Section):
 class ReverseParams(_Section):
     """``reverse``: judge responses and reverse failed constraints."""
 
+    @model_validator(mode="after")
+    def _judge_settings(self) -> ReverseParams:
+        if self.soft_judge == "openai" and not (self.judge_base_url and self.judge_model):
+            raise ValueError("reverse.judge_base_url and reverse.judge_model are required for soft_judge 'openai'")
+        if self.soft_judge == "hf" and not self.judge_model:
+            raise ValueError("reverse.judge_model (a local model folder) is required for soft_judge 'hf'")
+        return self
+
     soft_judge: Literal["none", "hf", "openai"] = "none"  # soft constraints off by default
+    judge_base_url: str | None = None  # openai judge: any OpenAI-compatible endpoint
+    judge_model: str | None = None  # openai judge: model name; hf judge: local model folder
+    # The judge's API key is read from this environment variable; it is never written anywhere.
+    judge_api_key_env: str = "REVERSO_JUDGE_API_KEY"
+    judge_trust_remote_code: bool = False
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
 
 

@@ -34,25 +34,53 @@ def session_problem(session: Session) -> str | None:
     return None
 
 
+def make_soft_judge(params: ReverseParams) -> Any:
+    """The configured soft-constraint judge, or None when soft constraints are off."""
+    if params.soft_judge == "none":
+        return None
+    from reverso.constraints.judge import make_judge
+
+    if params.soft_judge == "openai":
+        return make_judge("openai", base_url=params.judge_base_url, model=params.judge_model,
+                          api_key_env=params.judge_api_key_env)
+    return make_judge("hf", model_path=params.judge_model, trust_remote_code=params.judge_trust_remote_code)
+
+
+def _judge_soft(judge: Any, soft: list[engine.Constraint], text: str,
+                context: engine.CheckContext) -> tuple[list[engine.Verdict], str | None]:
+    """Judge soft constraints; reversed ones must be confirmed by a second judgement."""
+    verdicts = judge.judge(soft, text, context)
+    if any(v.error for v in verdicts):
+        return verdicts, next(v.reason for v in verdicts if v.error)
+    flipped = [engine.reverse(c) for c, v in zip(soft, verdicts, strict=True) if not v.passed]
+    if flipped and not all(v.passed and not v.error for v in judge.judge(flipped, text, context)):
+        return verdicts, "a reversed soft constraint was not confirmed by re-judging the response"
+    return verdicts, None
+
+
 def judge_response(
-    session: Session, response: Response, params: ReverseParams
+    session: Session, response: Response, params: ReverseParams, judge: Any = None
 ) -> tuple[Verdict | None, str | None]:
     """A verdict row for one response, or a reason to quarantine it."""
     if not response.text.strip():
         return None, "empty response text"
     active = session_constraints(session, response.turn)
-    soft = [c.id for c in active if not engine.is_verifiable(c)]
-    if soft and params.soft_judge == "none":
-        return None, f"soft constraints {soft} need a judge, but reverse.soft_judge is 'none'"
-    if soft:
-        return None, f"soft constraints {soft}: the {params.soft_judge!r} judge is not wired into reverse yet"
+    soft = [c for c in active if not engine.is_verifiable(c)]
+    if soft and judge is None:
+        return None, f"soft constraints {[c.id for c in soft]} need a judge, but reverse.soft_judge is 'none'"
     context = engine.CheckContext(prompt=session.turns[response.turn].user)
-    verdicts = engine.check_all(active, response.text, context)
+    rule = engine.check_all([c for c in active if engine.is_verifiable(c)], response.text, context)
+    soft_verdicts, problem = _judge_soft(judge, soft, response.text, context) if soft else ([], None)
+    if problem:
+        return None, problem
+    by_constraint = iter(rule), iter(soft_verdicts)
+    verdicts = [next(by_constraint[0] if engine.is_verifiable(c) else by_constraint[1]) for c in active]
     reversed_ = [c if v.passed else engine.reverse(c) for c, v in zip(active, verdicts, strict=True)]
     row = Verdict(
         session_id=response.session_id, turn=response.turn, sample_idx=response.sample_idx,
         constraints=[ConstraintSpec(**c.spec()) for c in active],
-        passed=[v.passed for v in verdicts], reasons=[v.reason for v in verdicts], judge="rule",
+        passed=[v.passed for v in verdicts], reasons=[v.reason for v in verdicts],
+        judge="rule" if not soft else f"rule+{judge.name}",
         reversed_constraints=[ConstraintSpec(**c.spec()) for c in reversed_],
     )
     return row, None
@@ -80,8 +108,9 @@ def reverse(
     responses = read_rows(responses_in, Response, check=response_problem)
     quarantined = list(responses.quarantined)
     verdicts: list[Verdict] = []
+    judge = make_soft_judge(params)
     for response, line in zip(responses.rows, responses.lines, strict=True):
-        row, reason = judge_response(by_id[response.session_id], response, params)
+        row, reason = judge_response(by_id[response.session_id], response, params, judge)
         if row is None:
             quarantined.append(Quarantined(str(responses_in), line, reason or "", response.model_dump_json()))
         else:

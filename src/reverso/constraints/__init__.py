@@ -13,7 +13,7 @@ from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from reverso.constraints import types_basic, types_extra, types_ifeval  # noqa: F401  (registers the types)
+from reverso.constraints import soft, types_basic, types_extra, types_ifeval  # noqa: F401  (registers the types)
 from reverso.constraints.base import (
     REGISTRY,
     CheckContext,

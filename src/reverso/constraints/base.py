@@ -25,6 +25,7 @@ class ConstraintError(ValueError):
 class Verdict:
     passed: bool
     reason: str
+    error: bool = False  # the judge could not decide (never counted as a pass)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,60 @@
+"""Soft constraints (tone, audience, style, role, behaviour): free text, judged by a model.
+
+The kwargs carry the instruction text and its polarity, so reversal is an exact, involutive flip
+of ``negated``; the English is produced by a modal flip rule ("must" <-> "must not", "always" <->
+"never", "X" <-> "Do not x"). Soft constraints are never checked by rule: see ``judge.py``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+from pydantic import Field
+
+from reverso.constraints.base import CheckContext, ConstraintError, ConstraintType, Kwargs, ResponseView, Verdict, register
+
+SOFT_KINDS = ("tone", "audience", "style", "role", "behaviour", "criteria")
+_MODALS = ((r"\bmust not\b", "must"), (r"\bmust\b", "must not"), (r"\bshould not\b", "should"),
+           (r"\bshould\b", "should not"), (r"^Never\b", "Always"), (r"^Always\b", "Never"))
+
+
+def flip_modal(text: str) -> str:
+    """The opposite instruction by rule: first matching modal pattern, else a 'Do not' prefix."""
+    stripped = text.strip()
+    if stripped.startswith("Do not "):
+        rest = stripped[len("Do not "):]
+        return rest[:1].upper() + rest[1:]
+    for pattern, replacement in _MODALS:
+        if re.search(pattern, stripped):
+            return re.sub(pattern, replacement, stripped, count=1)
+    return "Do not " + stripped[:1].lower() + stripped[1:]
+
+
+class SoftKwargs(Kwargs):
+    text: str = Field(min_length=1)
+    negated: bool = False  # True: the instruction is the opposite of ``text``
+
+
+class SoftConstraint(ConstraintType):
+    verifiable = False
+    sampled = False
+    Kwargs = SoftKwargs
+
+    def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
+        raise ConstraintError(f"{self.id!r} is a soft constraint: it needs a judge, not a rule")
+
+    def describe(self, kw: Any, rng: random.Random) -> str:
+        return flip_modal(kw.text) if kw.negated else kw.text
+
+    def reverse(self, kw: Any) -> tuple[str, dict[str, Any]]:
+        return self.id, {"text": kw.text, "negated": not kw.negated}
+
+    def sample(self, rng: random.Random, context: CheckContext) -> dict[str, Any]:
+        return {"text": rng.choice(["Use a formal tone.", "Write for a ten-year-old reader.",
+                                    "Stay in the role of the persona.", "Be encouraging."])}
+
+
+for _kind in SOFT_KINDS:
+    register(type(f"Soft_{_kind}", (SoftConstraint,), {"id": f"soft:{_kind}", "group": f"soft:{_kind}"}))
