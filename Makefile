@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.reverso-installed
+DEV    := $(VENV)/.reverso-dev-installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
@@ -25,13 +26,19 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# Test-only tools; lm-eval without its (large, unneeded) dependency tree.
+$(DEV): $(STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-dev.txt
+	$(BIN)/python -m reverso.constraints.nltk_data $(NLTK_DATA)
+	touch $(DEV)
+
 setup: $(STAMP)
 
 run: setup
 	$(BIN)/reverso pipeline
 
-test: setup
+test: $(DEV)
 	$(BIN)/python -m pytest
 
-test-fast: setup
+test-fast: $(DEV)
 	$(BIN)/python -m pytest -m "not slow"

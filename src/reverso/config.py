@@ -77,10 +77,10 @@ class CollectParams(_Section):
     # Share of sessions held out for the trainer's eval loss (split by session, never by row).
     eval_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     turns: int = Field(2, ge=1, le=5)
-    system_constraints: int = Field(5, ge=0, le=12)  # paper: 6-12; small models drown in more
+    system_constraints: int = Field(10, ge=0, le=16)  # paper: 6-12 per persona
     turn_constraints: int = Field(1, ge=0, le=4)
     cumulative: bool = True  # Multi-IF style: constraints of earlier turns stay active
-    samples_per_turn: int = Field(4, ge=2)  # paper: 5
+    samples_per_turn: int = Field(5, ge=2)  # paper: 5
     sampler: SamplerParams = SamplerParams()
 
 
@@ -111,7 +111,7 @@ class PairsParams(_Section):
     max_pairs_per_turn: int | None = Field(None, ge=1)
     # Token budget of prompt + response; keep equal to train.max_length (TRL no longer truncates
     # prompts for you). Longer pairs are set aside in the quarantine file with their length.
-    max_length: int | None = Field(384, ge=16)
+    max_length: int | None = Field(512, ge=16)
     seed: int = 7
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
 
@@ -136,7 +136,7 @@ class TrainParams(_Section):
     max_steps: int = -1
     batch_size: int = Field(2, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
-    max_length: int = Field(384, ge=16)
+    max_length: int = Field(512, ge=16)
     precompute_ref_log_probs: bool = True
     bf16: bool = False  # off on CPU: TRL's defaults are ~13x slower there
     gradient_checkpointing: bool = False

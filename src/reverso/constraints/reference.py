@@ -54,9 +54,13 @@ def load_registry() -> dict[str, Any]:
             module.__path__ = [str(path)]
             sys.modules[name] = module
     os.environ.setdefault("NLTK_DATA", str(Path(".nltk_data").resolve()))
+    import nltk
+
     from reverso.constraints.nltk_data import ensure_punkt
 
-    ensure_punkt(os.environ["NLTK_DATA"].split(os.pathsep)[0])
+    root = str(ensure_punkt(os.environ["NLTK_DATA"].split(os.pathsep)[0]))
+    if root not in nltk.data.path:  # nltk reads NLTK_DATA once, at import
+        nltk.data.path.insert(0, root)
     import langdetect
 
     langdetect.DetectorFactory.seed = 0

@@ -68,7 +68,7 @@ class NumberWords(ConstraintType):
         return self.id, {"relation": _FLIP[kw.relation], "num_words": kw.num_words}
 
     def sample(self, rng: random.Random, context: CheckContext) -> dict[str, Any]:
-        return {"relation": rng.choice(["less than", "at least"]), "num_words": rng.choice([20, 30, 50, 80])}
+        return {"relation": rng.choice(["less than", "at least"]), "num_words": rng.choice([30, 45, 60, 75])}
 
 
 class LetterFrequencyKwargs(Kwargs):
@@ -96,7 +96,7 @@ class LetterFrequency(ConstraintType):
                          "let_relation": _FLIP[kw.let_relation]}
 
     def sample(self, rng: random.Random, context: CheckContext) -> dict[str, Any]:
-        return {"letter": rng.choice("aeinorst"), "let_frequency": rng.choice([5, 10, 15]),
+        return {"letter": rng.choice("aeinorst"), "let_frequency": rng.choice([10, 15, 20, 30]),
                 "let_relation": rng.choice(["less than", "at least"])}
 
 

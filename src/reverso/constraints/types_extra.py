@@ -63,7 +63,7 @@ class EmojiCount(_BoundType):
 
 @register
 class CharacterCount(_BoundType):
-    id, Kwargs, noun, limits, group = "reverso:character_count", BoundKwargs, "characters", (200, 300, 400), "length:chars"
+    id, Kwargs, noun, limits, group = "reverso:character_count", BoundKwargs, "characters", (250, 350, 450), "length:chars"
 
     def count(self, view: ResponseView) -> int:
         return len(view.text)

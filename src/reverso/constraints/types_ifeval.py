@@ -99,7 +99,7 @@ class NumberSentences(ConstraintType):
         return self.id, {"num_sentences": kw.num_sentences, "relation": _FLIP[kw.relation]}
 
     def sample(self, rng: random.Random, context: CheckContext) -> dict[str, Any]:
-        return {"num_sentences": rng.choice([2, 3, 4, 5]), "relation": rng.choice(["less than", "at least"])}
+        return {"num_sentences": rng.choice([3, 4, 5, 6]), "relation": rng.choice(["less than", "at least"])}
 
 
 class ParagraphsKwargs(Kwargs):
@@ -350,7 +350,7 @@ class CapitalWordFrequency(ConstraintType):
         return self.id, {"capital_frequency": kw.capital_frequency, "capital_relation": _FLIP[kw.capital_relation]}
 
     def sample(self, rng: random.Random, context: CheckContext) -> dict[str, Any]:
-        return {"capital_frequency": rng.choice([2, 3, 5]), "capital_relation": rng.choice(["less than", "at least"])}
+        return {"capital_frequency": rng.choice([1, 2, 3]), "capital_relation": rng.choice(["less than", "at least"])}
 
 
 @register
