@@ -92,6 +92,16 @@ def test_pipeline_against_real_prefect_and_mlflow_servers(tmp_path: Path) -> Non
         runs = post(f"{prefect_api}/flow_runs/filter", {"flows": {"id": {"any_": [flows[0]["id"]]}}})
         assert [r["state_type"] for r in runs] == ["COMPLETED"]
 
+        # The deployments in prefect.yaml register against the real server.
+        run([str(BIN / "prefect"), "work-pool", "create", "reverso-process", "--type", "process"], workspace,
+            client_env)
+        run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], workspace,
+            {**client_env, "REVERSO_WORKSPACE": str(workspace)})
+        deployments = post(f"{prefect_api}/deployments/filter", {})
+        assert {d["name"] for d in deployments} >= {"reverso-nightly", "reverso-weekly-champion", "reverso-manual"}
+        nightly = next(d for d in deployments if d["name"] == "reverso-nightly")
+        assert nightly["schedules"] and nightly["work_pool_name"] == "reverso-process"
+
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)

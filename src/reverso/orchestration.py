@@ -121,7 +121,24 @@ def apply_overrides(workspace: Path, overrides: list[str]) -> None:
     path.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
 
 
-@flow(name="reverso-pipeline", log_prints=True)
+def _notify_failure(flow: Any, flow_run: Any, state: Any) -> None:
+    """Failure hook: one clear summary line in the log, and a webhook call when configured."""
+    import json
+    import urllib.request
+
+    summary = f"reverso flow {flow.name!r} run {flow_run.name!r} failed: {state.message}"
+    print(summary)
+    url = os.environ.get("REVERSO_FAILURE_WEBHOOK")
+    if url:
+        request = urllib.request.Request(url, data=json.dumps({"text": summary}).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            urllib.request.urlopen(request, timeout=10).close()
+        except OSError as exc:
+            print(f"failure webhook {url} unreachable: {exc}")
+
+
+@flow(name="reverso-pipeline", log_prints=True, on_failure=[_notify_failure])
 def pipeline_flow(stages: list[str] | None = None, force: bool = False, overrides: list[str] | None = None,
                   workspace: str = ".", on_busy: str = "wait") -> list[str]:
     """collect -> reverse -> pairs -> train -> evaluate -> promote, each a DVC stage."""
@@ -137,7 +154,7 @@ def pipeline_flow(stages: list[str] | None = None, force: bool = False, override
     return chosen
 
 
-@flow(name="reverso-promote", log_prints=True)
+@flow(name="reverso-promote", log_prints=True, on_failure=[_notify_failure])
 def promote_flow(workspace: str = ".", dry_run: bool = False, on_busy: str = "wait") -> None:
     """Re-evaluate and run the promotion gate (through DVC, so results stay versioned)."""
     root = Path(workspace)
