@@ -50,3 +50,26 @@ def test_best_sample_picks_most_constraints_then_first() -> None:
     session = sessions()[0]
     texts = ["", "", ""]
     assert best_sample(session, 0, texts) == 0
+
+
+def test_user_sessions_jsonl_and_hf_dataset_with_quarantine(tmp_path) -> None:
+    import json
+
+    from datasets import Dataset
+
+    from reverso.collect.sessions import load_user_sessions
+
+    good = sessions(count=2)
+    rows = [s.model_dump(mode="json") for s in good]
+    bad_id = {**rows[0], "session_id": "x", "system_constraints": [{"id": "nope:x", "kwargs": {}}]}
+    lines = [json.dumps(rows[0]), json.dumps(rows[1]), json.dumps(rows[0]), json.dumps(bad_id), "{oops"]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    loaded, quarantined = load_user_sessions(path)
+    assert [s.session_id for s in loaded] == [good[0].session_id, good[1].session_id]
+    reasons = sorted(q.reason for q in quarantined)
+    assert len(reasons) == 3 and any("duplicate" in r for r in reasons) and any("nope:x" in r for r in reasons)
+
+    Dataset.from_list([json.loads(line) for line in lines[:2]]).save_to_disk(str(tmp_path / "ds"))
+    loaded, quarantined = load_user_sessions(tmp_path / "ds", hf_dataset=True)
+    assert len(loaded) == 2 and not quarantined

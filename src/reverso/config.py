@@ -82,6 +82,18 @@ class CollectParams(_Section):
     cumulative: bool = True  # Multi-IF style: constraints of earlier turns stay active
     samples_per_turn: int = Field(5, ge=2)  # paper: 5
     sampler: SamplerParams = SamplerParams()
+    # Bring your own sessions instead of generating them: a JSONL file in the session contract,
+    # or a local HF dataset folder (datasets.save_to_disk) with the same columns. Bad rows are
+    # quarantined like any other input.
+    sessions_file: str | None = None
+    hf_dataset: str | None = None
+    max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CollectParams:
+        if self.sessions_file and self.hf_dataset:
+            raise ValueError("set at most one of collect.sessions_file and collect.hf_dataset")
+        return self
 
 
 class ReverseParams(_Section):

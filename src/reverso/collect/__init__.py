@@ -8,10 +8,10 @@ from typing import Any
 
 from reverso import constraints as engine
 from reverso.collect.samplers import GenerationSettings, HFSampler, OpenAISampler, Sampler, VLLMSampler
-from reverso.collect.sessions import build_sessions, load_seed
+from reverso.collect.sessions import build_sessions, load_seed, load_user_sessions
 from reverso.config import CollectParams, SamplerParams
 from reverso.contracts import Message, Response, SamplerInfo, Session
-from reverso.io import write_json, write_jsonl, write_quarantine
+from reverso.io import DataError, enforce_quarantine_limit, write_json, write_jsonl, write_quarantine
 from reverso.prompts import as_dicts, session_constraints, turn_messages
 
 
@@ -74,13 +74,23 @@ def collect(
     sampler: Sampler | None = None,
 ) -> dict[str, Any]:
     """Run the collect stage; returns (and writes) its metrics."""
-    corpus = load_seed(seed_dir)
-    write_quarantine(sessions_out, corpus.quarantined)
-    sessions = build_sessions(
-        corpus, "train", params.sessions, params.seed, turns=params.turns,
-        system_constraints=params.system_constraints, turn_constraints=params.turn_constraints,
-        cumulative=params.cumulative, eval_fraction=params.eval_fraction,
-    )
+    if params.sessions_file or params.hf_dataset:
+        source = params.sessions_file or params.hf_dataset
+        sessions, quarantined = load_user_sessions(source, hf_dataset=bool(params.hf_dataset))
+        write_quarantine(sessions_out, quarantined)
+        enforce_quarantine_limit("collect", len(sessions) + len(quarantined), len(quarantined),
+                                 params.max_quarantine_fraction)
+        if not sessions:
+            raise DataError(f"{source}: no valid sessions (see {sessions_out} quarantine file)")
+    else:
+        corpus = load_seed(seed_dir)
+        quarantined = corpus.quarantined
+        write_quarantine(sessions_out, quarantined)
+        sessions = build_sessions(
+            corpus, "train", params.sessions, params.seed, turns=params.turns,
+            system_constraints=params.system_constraints, turn_constraints=params.turn_constraints,
+            cumulative=params.cumulative, eval_fraction=params.eval_fraction,
+        )
     write_jsonl(sessions_out, sessions)
     started = time.perf_counter()
     sampler = sampler or make_sampler(params.sampler, model_dir)
@@ -91,7 +101,7 @@ def collect(
     metrics = {
         "sessions": len(sessions),
         "responses": len(responses),
-        "seed_rows_quarantined": len(corpus.quarantined),
+        "input_rows_quarantined": len(quarantined),
         "completion_tokens": tokens,
         "tokens_per_second": round(tokens / elapsed, 2) if elapsed else 0.0,
         "truncated_responses": sum(r.finish_reason == "length" for r in responses),

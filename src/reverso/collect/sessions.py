@@ -126,3 +126,43 @@ def build_sessions(
             )
         )
     return sessions
+
+
+def load_user_sessions(path: str | Path, hf_dataset: bool = False) -> tuple[list[Session], list[Quarantined]]:
+    """Sessions a user supplies (JSONL in the contract, or a local HF dataset), validated row by row."""
+    if not hf_dataset:
+        result = read_rows(path, Session, check=_duplicate_checker())
+        return result.rows, result.quarantined
+    import json as _json
+    import tempfile
+
+    from datasets import load_from_disk
+
+    dataset = load_from_disk(str(path))
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as handle:
+        for row in dataset:
+            handle.write(_json.dumps(row, default=str) + "\n")
+    result = read_rows(handle.name, Session, check=_duplicate_checker())
+    Path(handle.name).unlink(missing_ok=True)
+    for item in result.quarantined:
+        item.source = f"{path} (row {item.line - 1})"
+    return result.rows, result.quarantined
+
+
+def _duplicate_checker():  # noqa: ANN202 - a small closure
+    seen: set[str] = set()
+
+    def check(session: Session) -> str | None:
+        if session.session_id in seen:
+            return f"duplicate session_id {session.session_id!r}"
+        seen.add(session.session_id)
+        for index in range(len(session.turns)):
+            try:
+                from reverso.prompts import session_constraints
+
+                session_constraints(session, index)
+            except engine.ConstraintError as exc:
+                return f"turn {index}: {exc}"
+        return None
+
+    return check
