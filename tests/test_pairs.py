@@ -98,6 +98,8 @@ def test_gate_passes_good_pairs(tmp_path) -> None:
     pairs = rpo_pairs(session, samples, 3)
     summary = validate_pairs(pairs, ["train"] * len(pairs), "rpo", GateSettings(3), tmp_path / "rpo.json")
     assert summary["success"] and (tmp_path / "rpo.json").exists()
+    docs = tmp_path / "data_docs"
+    assert (docs / "index.html").exists() and list((docs / "validations").rglob("*.html"))
 
 
 def _gate_message(pairs, splits, tmp_path, settings=GateSettings(3)) -> str:

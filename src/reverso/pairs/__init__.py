@@ -11,7 +11,7 @@ from reverso.config import PairsParams
 from reverso.contracts import Pair, Response, Session, Verdict
 from reverso.io import Quarantined, enforce_quarantine_limit, read_rows, write_json, write_jsonl, write_quarantine
 from reverso.pairs.builders import Sample, dpo_pair, rpo_pairs
-from reverso.pairs.validate import GateSettings, validate_pairs
+from reverso.pairs.validate import GateSettings, validate_pair_sets
 from reverso.reverse import session_problem
 
 BUILDERS = ("rpo", "dpo")
@@ -87,6 +87,7 @@ def pairs(
     metrics: dict[str, Any] = {"verdicts_in": verdicts_total, "verdicts_quarantined": len(quarantined),
                                "turn_groups": len(groups)}
     too_long: list[Quarantined] = []
+    gated: dict[str, tuple[list[Pair], list[str], list[int] | None]] = {}
     for name, items in built.items():
         tokens = [count_tokens(p) for p in items] if count_tokens else None
         if tokens is not None:
@@ -95,8 +96,9 @@ def pairs(
                                      items[i].model_dump_json()) for i in range(len(items)) if i not in set(keep)]
             items, tokens = [items[i] for i in keep], [tokens[i] for i in keep]
         splits = [sessions[p.session_id].split for p in items]
-        validate_pairs(items, splits, name, GateSettings(params.g_min, max_tokens),
-                       Path(reports_dir) / f"{name}.json", tokens)
+        gated[name] = (items, splits, tokens)
+    validate_pair_sets(gated, GateSettings(params.g_min, max_tokens), reports_dir)
+    for name, (items, splits, _) in gated.items():
         for split in ("train", "eval"):
             write_jsonl(out_dir / name / f"{split}.jsonl", [p for p, s in zip(items, splits) if s == split])
         margins = Counter(p.margin for p in items)

@@ -109,34 +109,68 @@ def _explain(table: Any, expectation: dict[str, Any], result: dict[str, Any]) ->
     return f"{name} on {column}: {result.get('unexpected_count', '?')} bad rows; " + "; ".join(details) + more
 
 
-def validate_pairs(
-    pairs: list[Pair], splits: list[str], builder: str, settings: GateSettings,
-    report_path: str | Path, tokens: list[int] | None = None,
-) -> dict[str, Any]:
-    """Run the suite; writes a JSON report; raises ValidationFailed naming rows and constraints."""
+def _docs_site(context: Any, docs_dir: Path) -> None:
+    context.add_data_docs_site(site_name="reverso", site_config={
+        "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)}})
+
+
+def validate_pair_sets(
+    sets: dict[str, tuple[list[Pair], list[str], list[int] | None]], settings: GateSettings,
+    reports_dir: str | Path,
+) -> dict[str, dict[str, Any]]:
+    """Gate every pair set in one GX context: JSON summaries + data docs HTML under ``reports_dir``.
+
+    ``sets`` maps a builder name to (pairs, split of each pair, token length of each pair or None).
+    Raises ValidationFailed naming rows and constraints when any expectation fails.
+    """
     import great_expectations as gx
 
-    table = pair_table(pairs, splits, tokens)
-    summary: dict[str, Any] = {"builder": builder, "rows": len(table), "success": True, "failures": []}
-    if not table.empty:
-        context = gx.get_context(mode="ephemeral")
+    reports_dir = Path(reports_dir)
+    context = gx.get_context(mode="ephemeral")
+    _docs_site(context, reports_dir / "data_docs")
+    tables, definitions, summaries = {}, [], {}
+    for builder, (pairs, splits, tokens) in sets.items():
+        table = pair_table(pairs, splits, tokens)
+        summaries[builder] = {"builder": builder, "rows": len(table), "success": True, "failures": []}
+        if table.empty:
+            continue
+        tables[builder] = table
         batch = (context.data_sources.add_pandas(f"pairs_{builder}")
                  .add_dataframe_asset(builder).add_batch_definition_whole_dataframe("all"))
         suite = context.suites.add(gx.ExpectationSuite(name=f"pairs_{builder}"))
         for expectation in _suite(builder, settings):
             suite.add_expectation(expectation)
-        definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"pairs_{builder}_gate", data=batch, suite=suite))
-        outcome = definition.run(batch_parameters={"dataframe": table},
-                                 result_format={"result_format": "COMPLETE"}).to_json_dict()
+        definitions.append((builder, context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"pairs_{builder}_gate", data=batch, suite=suite))))
+    for builder, definition in definitions:
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name=f"pairs_{builder}_checkpoint", validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["reverso"])],
+            result_format={"result_format": "COMPLETE"}))
+        result = checkpoint.run(batch_parameters={"dataframe": tables[builder]})
+        outcome = next(iter(result.run_results.values())).to_json_dict()
+        summary = summaries[builder]
         summary["success"] = bool(outcome["success"])
         summary["statistics"] = outcome.get("statistics", {})
         for item in outcome["results"]:
             if not item["success"]:
-                summary["failures"].append(_explain(table, item["expectation_config"], item["result"]))
+                summary["failures"].append(_explain(tables[builder], item["expectation_config"], item["result"]))
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    for builder, summary in summaries.items():
+        (reports_dir / f"{builder}.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    failed = [f"{b} pairs: {f}" for b, summary in summaries.items() for f in summary["failures"]]
+    if failed:
+        raise ValidationFailed("pairs failed the validation gate (data docs: "
+                               f"{reports_dir / 'data_docs' / 'index.html'}):\n  " + "\n  ".join(failed))
+    return summaries
+
+
+def validate_pairs(
+    pairs: list[Pair], splits: list[str], builder: str, settings: GateSettings,
+    report_path: str | Path, tokens: list[int] | None = None,
+) -> dict[str, Any]:
+    """Gate one pair set; the JSON summary goes to ``report_path`` (data docs beside it)."""
     report_path = Path(report_path)
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    if not summary["success"]:
-        raise ValidationFailed(f"{builder} pairs failed the validation gate:\n  " + "\n  ".join(summary["failures"]))
-    return summary
+    summaries = validate_pair_sets({builder: (pairs, splits, tokens)}, settings, report_path.parent)
+    return summaries[builder]
