@@ -73,3 +73,13 @@ def test_user_sessions_jsonl_and_hf_dataset_with_quarantine(tmp_path) -> None:
     Dataset.from_list([json.loads(line) for line in lines[:2]]).save_to_disk(str(tmp_path / "ds"))
     loaded, quarantined = load_user_sessions(tmp_path / "ds", hf_dataset=True)
     assert len(loaded) == 2 and not quarantined
+
+
+def test_soft_constraints_join_the_system_prompt() -> None:
+    corpus = load_seed(REPO / "data/seed")
+    built = build_sessions(corpus, "train", 5, 3, turns=1, system_constraints=3, turn_constraints=0,
+                           cumulative=True, soft_constraints=2)
+    for session in built:
+        ids = [c.id for c in session_constraints(session, 0)]
+        assert len(ids) == 5 and sum(i.startswith("soft:") for i in ids) == 2
+        assert len({i for i in ids if i.startswith("soft:")}) == 2

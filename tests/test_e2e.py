@@ -78,11 +78,18 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert lora_b and any(t.abs().sum() > 0 for t in lora_b)  # LoRA B starts at zero: training moved it
 
     import mlflow
+    import mlflow.pyfunc
 
     mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlflow.db'}")
     version = mlflow.MlflowClient().get_model_version_by_alias("reverso-policy", "challenger")
     assert version.tags["pairs_md5"] and "eval.policy.multi_if.average" in version.tags
     assert (workspace / "plots/train_curves.png").exists() and (workspace / "plots/eval_per_constraint.png").exists()
+    assert (workspace / "reports/validation/data_docs/index.html").exists()
+
+    # The registered model reloads with its base and answers.
+    policy = mlflow.pyfunc.load_model("models:/reverso-policy@challenger")
+    answers = policy.predict([[{"role": "user", "content": "Say hi."}]], params={"max_new_tokens": 4})
+    assert len(answers) == 1 and isinstance(answers[0], str)
 
     status = run([str(bin_dir / "dvc"), "status"], workspace, env)
     assert "up to date" in status, status

@@ -139,3 +139,15 @@ def test_each_expectation_can_fail(tmp_path, breakage: str) -> None:
             validate_pairs(pairs, splits, "rpo", settings, tmp_path / "r.json", tokens=[50] * len(pairs))
         return
     assert "failed the validation gate" in _gate_message(pairs, splits, tmp_path, settings)
+
+
+def test_cap_per_session_is_reproducible() -> None:
+    import random
+
+    from reverso.pairs import cap_per_session
+
+    session, samples = make_samples()
+    pairs = rpo_pairs(session, samples, 1)
+    capped = cap_per_session(pairs, 3, random.Random(0))
+    assert len(capped) == 3 and capped == cap_per_session(pairs, 3, random.Random(0))
+    assert cap_per_session(pairs, 100, random.Random(0)) == pairs

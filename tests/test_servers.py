@@ -108,5 +108,8 @@ def test_pipeline_against_real_prefect_and_mlflow_servers(tmp_path: Path) -> Non
         version = client.get_model_version_by_alias("reverso-policy", "challenger")
         assert version.tags["pairs_md5"] and "eval.policy.multi_if.average" in version.tags
         assert client.get_registered_model("reverso-policy").aliases.get("challenger") == version.version
-        local = client.download_artifacts(version.run_id, "adapter", str(tmp_path / "dl"))
-        assert (Path(local) / "adapter_model.safetensors").exists()  # artefacts served over HTTP
+        import mlflow
+
+        local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(tmp_path / "dl"),
+                                                    tracking_uri=mlflow_uri)
+        assert list(Path(local).rglob("adapter_model.safetensors"))  # artefacts served over HTTP

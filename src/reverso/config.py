@@ -79,6 +79,8 @@ class CollectParams(_Section):
     turns: int = Field(2, ge=1, le=5)
     system_constraints: int = Field(10, ge=0, le=16)  # paper: 6-12 per persona
     turn_constraints: int = Field(1, ge=0, le=4)
+    # Soft constraints (tone, audience, ...) added to each system prompt; they need reverse.soft_judge.
+    soft_constraints: int = Field(0, ge=0, le=5)
     cumulative: bool = True  # Multi-IF style: constraints of earlier turns stay active
     samples_per_turn: int = Field(5, ge=2)  # paper: 5
     sampler: SamplerParams = SamplerParams()
@@ -121,6 +123,7 @@ class PairsParams(_Section):
 
     g_min: int = Field(3, ge=1)  # paper: 3
     max_pairs_per_turn: int | None = Field(None, ge=1)
+    max_pairs_per_session: int | None = Field(None, ge=1)  # balance long sessions against short ones
     # Token budget of prompt + response; keep equal to train.max_length (TRL no longer truncates
     # prompts for you). Longer pairs are set aside in the quarantine file with their length.
     max_length: int | None = Field(512, ge=16)
@@ -152,6 +155,8 @@ class TrainParams(_Section):
     precompute_ref_log_probs: bool = True
     bf16: bool = False  # off on CPU: TRL's defaults are ~13x slower there
     gradient_checkpointing: bool = False
+    # e.g. "sdpa" or "flash_attention_2" on GPU; None lets transformers choose.
+    attn_implementation: str | None = None
     logging_steps: int = Field(1, ge=1)
     # Checkpoints live in .reverso/checkpoints/ (outside DVC outs, which DVC deletes before a
     # rerun); a killed run resumes from the newest one with the same data and params.

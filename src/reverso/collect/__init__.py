@@ -90,6 +90,7 @@ def collect(
             corpus, "train", params.sessions, params.seed, turns=params.turns,
             system_constraints=params.system_constraints, turn_constraints=params.turn_constraints,
             cumulative=params.cumulative, eval_fraction=params.eval_fraction,
+            soft_constraints=params.soft_constraints,
         )
     write_jsonl(sessions_out, sessions)
     started = time.perf_counter()

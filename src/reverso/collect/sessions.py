@@ -70,6 +70,7 @@ def build_session(
     cumulative: bool,
     split: Literal["train", "eval"],
     seed: int,
+    soft_constraints: int = 0,
 ) -> Session:
     """One session: persona + k system constraints, one query per turn, optional per-turn additions.
 
@@ -78,7 +79,7 @@ def build_session(
     """
     total = system_constraints + turn_constraints * len(queries)
     drawn = engine.sample_set(rng, total) if total else []
-    system = drawn[:system_constraints]
+    system = drawn[:system_constraints] + (engine.sample_soft(rng, soft_constraints) if soft_constraints else [])
     turns = []
     for index, query in enumerate(queries):
         start = system_constraints + index * turn_constraints
@@ -106,6 +107,7 @@ def build_sessions(
     cumulative: bool,
     eval_fraction: float = 0.0,
     prefix: str = "s",
+    soft_constraints: int = 0,
 ) -> list[Session]:
     """``count`` sessions from one portion of the corpus; ``eval_fraction`` of them get split=eval."""
     personas, queries = corpus.portion(portion)
@@ -122,7 +124,7 @@ def build_sessions(
             build_session(
                 f"{prefix}{index:05d}", persona, picked, session_rng,
                 system_constraints=system_constraints, turn_constraints=turn_constraints,
-                cumulative=cumulative, split=split, seed=session_seed,
+                cumulative=cumulative, split=split, seed=session_seed, soft_constraints=soft_constraints,
             )
         )
     return sessions

@@ -174,6 +174,14 @@ def sample_set(
     )
 
 
+def sample_soft(rng: random.Random, count: int) -> list[Constraint]:
+    """``count`` soft constraints of distinct kinds (tone, audience, style, ...), for judged sessions."""
+    kinds = sorted(cid for cid, ctype in REGISTRY.items() if not ctype.verifiable and cid != "soft:criteria")
+    if count > len(kinds):
+        raise ConstraintError(f"at most {len(kinds)} soft constraints per session, {count} requested")
+    return [make(cid, REGISTRY[cid].sample(rng, CheckContext())) for cid in rng.sample(kinds, count)]
+
+
 def list_types() -> list[tuple[str, str, str]]:
     """(id, example description, reverse id) for every registered type, sorted by id."""
     rows = []

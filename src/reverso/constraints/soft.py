@@ -32,6 +32,16 @@ def flip_modal(text: str) -> str:
     return "Do not " + stripped[:1].lower() + stripped[1:]
 
 
+SAMPLE_TEXTS = {
+    "tone": ["Use a formal tone.", "Keep a warm, friendly tone.", "Sound calm and reassuring."],
+    "audience": ["Write for a ten-year-old reader.", "Assume the reader is an expert.", "Write for a busy manager."],
+    "style": ["Be concise and direct.", "Use vivid, concrete examples.", "Avoid jargon."],
+    "role": ["Stay in the role of the persona.", "Speak as the persona, in the first person."],
+    "behaviour": ["Ask a clarifying question when the request is ambiguous.", "Never give medical diagnoses."],
+    "criteria": ["Answers the user's question directly."],
+}
+
+
 class SoftKwargs(Kwargs):
     text: str = Field(min_length=1)
     negated: bool = False  # True: the instruction is the opposite of ``text``
@@ -52,8 +62,7 @@ class SoftConstraint(ConstraintType):
         return self.id, {"text": kw.text, "negated": not kw.negated}
 
     def sample(self, rng: random.Random, context: CheckContext) -> dict[str, Any]:
-        return {"text": rng.choice(["Use a formal tone.", "Write for a ten-year-old reader.",
-                                    "Stay in the role of the persona.", "Be encouraging."])}
+        return {"text": rng.choice(SAMPLE_TEXTS.get(self.id.split(":", 1)[1], SAMPLE_TEXTS["criteria"]))}
 
 
 for _kind in SOFT_KINDS:

@@ -142,9 +142,12 @@ def compare_versions(params: EvaluateParams, registry: RegistryParams, model_dir
     models: dict[str, tuple[Path, Path | None]] = {"base": (Path(model_dir), None)}
     for version in versions:
         found = reg.client().get_model_version(registry.model_name, version)
-        local = mlflow.artifacts.download_artifacts(artifact_uri=found.source)
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=found.source))
+        adapter = next(local.rglob("adapter_config.json"), None)
+        if adapter is None:
+            raise FileNotFoundError(f"version {version} of {registry.model_name}: no adapter in {found.source}")
         label = f"v{version} ({(found.tags or {}).get('pairs', '?')})"
-        models[label] = (Path(model_dir), Path(local))
+        models[label] = (Path(model_dir), adapter.parent)
     suites = build_suites(params, seed_dir)
     results, _, _ = evaluate_models(models, suites, params)
     results["suite_sizes"] = {name: len(items) for name, items in suites.items()}

@@ -33,6 +33,15 @@ def _token_counter(model_dir: str | Path | None) -> Any:
     return count
 
 
+def cap_per_session(pairs: list[Pair], cap: int, rng: random.Random) -> list[Pair]:
+    """At most ``cap`` pairs per session, sampled reproducibly; order otherwise kept."""
+    by_session: dict[str, list[int]] = defaultdict(list)
+    for index, pair in enumerate(pairs):
+        by_session[pair.session_id].append(index)
+    keep = {i for indices in by_session.values() for i in (rng.sample(indices, cap) if len(indices) > cap else indices)}
+    return [p for i, p in enumerate(pairs) if i in keep]
+
+
 def group_samples(
     verdicts_path: str | Path, responses_path: str | Path, sessions: dict[str, Session]
 ) -> tuple[dict[tuple[str, int], list[Sample]], list[Quarantined], int]:
@@ -83,6 +92,8 @@ def pairs(
         if baseline is not None:
             built["dpo"].append(baseline)
 
+    if params.max_pairs_per_session:
+        built["rpo"] = cap_per_session(built["rpo"], params.max_pairs_per_session, rng)
     count_tokens = _token_counter(model_dir) if max_tokens else None
     metrics: dict[str, Any] = {"verdicts_in": verdicts_total, "verdicts_quarantined": len(quarantined),
                                "turn_groups": len(groups)}

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +82,20 @@ def _mlflow_callback() -> Any:
     class MlflowMetrics(TrainerCallback):
         """Step metrics to the active MLflow run (TRL's MLflowCallback would dump every argument)."""
 
+        def __init__(self) -> None:
+            self.last: tuple[float, float] | None = None  # (tokens seen, time) at the previous log
+
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any) -> None:
             import mlflow
 
             if not state.is_world_process_zero or mlflow.active_run() is None:
                 return
+            logs = dict(logs or {})
+            now = time.perf_counter()
+            if "num_tokens" in logs and self.last is not None and now > self.last[1]:
+                logs["tokens_per_s"] = (float(logs["num_tokens"]) - self.last[0]) / (now - self.last[1])
+            if "num_tokens" in logs:
+                self.last = (float(logs["num_tokens"]), now)
             numbers = {k: float(v) for k, v in (logs or {}).items()
                        if isinstance(v, (int, float)) and math.isfinite(float(v))}
             if numbers:
@@ -109,7 +119,8 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True)
+    extra = {"attn_implementation": params.attn_implementation} if params.attn_implementation else {}
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True, **extra)
     lora = None
     if params.lora.enabled:
         lora = LoraConfig(r=params.lora.r, lora_alpha=params.lora.alpha, lora_dropout=params.lora.dropout,
@@ -270,9 +281,11 @@ def train(
             trainer, result, resume, digests = _fit(params, model_dir, train_set, eval_set, ckpt, staging, cache_root)
             metrics, train_log = _summarise(trainer, result, resume, train_set, eval_set, digests)
             mlflow.log_metrics({"train_loss_mean": metrics["train_loss"], "world_size": metrics["world_size"]})
-            mlflow.log_artifacts(str(staging), artifact_path="adapter")
+            from reverso.train.mlflow_model import log_policy
+
+            logged = reg.with_retries(lambda: log_policy(str(staging), str(model_dir.resolve())), "model logging")
             version = reg.register_version(
-                registry.model_name, run.info.run_id, mlflow.get_artifact_uri("adapter"),
+                registry.model_name, run.info.run_id, logged.model_uri,
                 tags={"pairs_md5": pairs_hash, "pairs": params.pairs, "base_model": str(model_dir)})
             reg.set_alias(registry.model_name, reg.CHALLENGER, version)
             info = {"run_id": run.info.run_id, "model_name": registry.model_name, "version": version,

@@ -1,0 +1,41 @@
+"""The trained adapter as an MLflow model that reloads with its base model.
+
+``mlflow.pyfunc.load_model("models:/reverso-policy@champion").predict([[{"role": "user", ...}]])``
+returns one greedy completion per conversation. Only the adapter is stored in MLflow; the base
+model path is recorded in the model config (a team shares it through the DVC remote).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow.pyfunc
+
+
+class ReversoPolicy(mlflow.pyfunc.PythonModel):
+    def load_context(self, context: Any) -> None:
+        from reverso.prepare_model import load_model_and_tokenizer
+
+        self.model, self.tokenizer = load_model_and_tokenizer(context.model_config["base_model"],
+                                                              context.artifacts["adapter"])
+        self.max_new_tokens = int(context.model_config.get("max_new_tokens", 256))
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> list[str]:
+        from reverso.collect.samplers import GenerationSettings, HFSampler
+
+        conversations = model_input["messages"].tolist() if hasattr(model_input, "columns") else list(model_input)
+        max_new = int((params or {}).get("max_new_tokens", self.max_new_tokens))
+        sampler = HFSampler(self.model, self.tokenizer, progress=False)
+        outputs = sampler.generate(conversations, 1, GenerationSettings(0.0, 1.0, max_new, seed=0))
+        return [row[0].text for row in outputs]
+
+
+def log_policy(adapter_dir: str, base_model: str) -> Any:
+    """Log the adapter as a pyfunc model; returns MLflow's ModelInfo."""
+    from reverso import __version__
+
+    return mlflow.pyfunc.log_model(
+        name="policy", python_model=ReversoPolicy(), artifacts={"adapter": adapter_dir},
+        model_config={"base_model": base_model, "max_new_tokens": 256},
+        pip_requirements=[f"reverso=={__version__}"],
+    )
