@@ -91,7 +91,29 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     answers = policy.predict([[{"role": "user", "content": "Say hi."}]], params={"max_new_tokens": 4})
     assert len(answers) == 1 and isinstance(answers[0], str)
 
+    from datasets import load_dataset  # TRL-ready: the pair files load with datasets as they are
+
+    loaded = load_dataset("json", data_files=str(workspace / "data/pairs/rpo/train.jsonl"), split="train")
+    assert {"prompt", "chosen", "rejected", "margin"} <= set(loaded.column_names)
+
     status = run([str(bin_dir / "dvc"), "status"], workspace, env)
     assert "up to date" in status, status
     again = run([str(bin_dir / "dvc"), "repro"], workspace, env)
     assert "Running stage" not in again, again
+
+    # Experiments and plots work with our params; only the affected stages rerun.
+    run(["git", "add", "-A"], workspace, env)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "run"], workspace, env)
+    experiment = run([str(bin_dir / "dvc"), "exp", "run", "-S", "train.beta=0.2"], workspace, env)
+    assert "Running stage 'train'" in experiment and "Running stage 'collect'" not in experiment
+    shown = run([str(bin_dir / "dvc"), "exp", "show", "--no-pager", "--csv"], workspace, env)
+    assert "train.beta" in shown and "0.2" in shown
+    plots = run([str(bin_dir / "dvc"), "plots", "show", "-o", str(tmp_path / "plots")], workspace, env)
+    assert (tmp_path / "plots" / "index.html").exists(), plots
+
+    # Comparison mode: registered versions side by side with the base.
+    compare_args = ["-S", "evaluate.suites.ifeval=2", "-S", "evaluate.suites.multi_if=1", "-S",
+                    "evaluate.suites.sysbench=0", "-S", "evaluate.max_new_tokens=8"]
+    run([str(bin_dir / "reverso"), "evaluate", "--compare", "1", "--compare", "2", *compare_args], workspace, env)
+    report = (workspace / "reports/compare/compare.md").read_text()
+    assert "v1 (rpo)" in report and "v2 (rpo)" in report and "base" in report
