@@ -51,6 +51,7 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PREFECT_HOME"] = str(tmp_path / "prefect")
     bin_dir = Path(sys.executable).parent
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"  # as with an activated venv
     output = run([str(bin_dir / "reverso"), "pipeline", *sum((["-S", o] for o in OVERRIDES), [])], workspace, env)
     assert "reverso pipeline summary" in output and "@challenger" in output
 

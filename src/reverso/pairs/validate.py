@@ -112,7 +112,7 @@ def _explain(table: Any, expectation: dict[str, Any], result: dict[str, Any]) ->
 def _docs_site(context: Any, docs_dir: Path) -> None:
     context.add_data_docs_site(site_name="reverso", site_config={
         "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)}})
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir.resolve())}})
 
 
 def validate_pair_sets(
