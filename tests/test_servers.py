@@ -110,6 +110,10 @@ def test_pipeline_against_real_prefect_and_mlflow_servers(tmp_path: Path) -> Non
         assert client.get_registered_model("reverso-policy").aliases.get("challenger") == version.version
         import mlflow
 
-        local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(tmp_path / "dl"),
-                                                    tracking_uri=mlflow_uri)
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(mlflow_uri)  # a models:/ source resolves its logged model on this server
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(tmp_path / "dl"))
+        finally:
+            mlflow.set_tracking_uri(previous)
         assert list(Path(local).rglob("adapter_model.safetensors"))  # artefacts served over HTTP

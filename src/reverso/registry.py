@@ -79,8 +79,9 @@ def client() -> Any:
     return MlflowClient()
 
 
-def register_version(name: str, run_id: str, source: str, tags: dict[str, str]) -> str:
-    """Create a model version for ``source`` (an artefact URI of ``run_id``); returns the version."""
+def register_version(name: str, run_id: str, source: str, tags: dict[str, str],
+                     model_id: str | None = None) -> str:
+    """Create a model version for ``source`` (a model URI logged in ``run_id``); returns the version."""
     from mlflow.exceptions import MlflowException
 
     mlflow_client = client()
@@ -91,7 +92,8 @@ def register_version(name: str, run_id: str, source: str, tags: dict[str, str]) 
         except MlflowException as exc:
             if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
                 raise
-        version = mlflow_client.create_model_version(name, source=source, run_id=run_id, tags=tags)
+        version = mlflow_client.create_model_version(name, source=source, run_id=run_id, tags=tags,
+                                                      model_id=model_id)
         return str(version.version)
 
     return with_retries(create, "model registration")

@@ -286,7 +286,8 @@ def train(
             logged = reg.with_retries(lambda: log_policy(str(staging), str(model_dir.resolve())), "model logging")
             version = reg.register_version(
                 registry.model_name, run.info.run_id, logged.model_uri,
-                tags={"pairs_md5": pairs_hash, "pairs": params.pairs, "base_model": str(model_dir)})
+                tags={"pairs_md5": pairs_hash, "pairs": params.pairs, "base_model": str(model_dir)},
+                model_id=logged.model_id)
             reg.set_alias(registry.model_name, reg.CHALLENGER, version)
             info = {"run_id": run.info.run_id, "model_name": registry.model_name, "version": version,
                     "base_model": str(model_dir), "pairs_md5": pairs_hash}

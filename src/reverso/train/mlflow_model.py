@@ -7,20 +7,25 @@ model path is recorded in the model config (a team shares it through the DVC rem
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+
+# Logged as code (MLflow "models from code"), so loading never unpickles anything.
+MODEL_CODE = Path(__file__).with_name("policy_pyfunc.py")
 
 
 class ReversoPolicy(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         from reverso.prepare_model import load_model_and_tokenizer
 
-        self.model, self.tokenizer = load_model_and_tokenizer(context.model_config["base_model"],
+        self.model, self.tokenizer = load_model_and_tokenizer(context.model_config["base_model_dir"],
                                                               context.artifacts["adapter"])
         self.max_new_tokens = int(context.model_config.get("max_new_tokens", 256))
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> list[str]:
+    # model_input is left unannotated: MLflow turns a type hint into a schema it then enforces.
+    def predict(self, context: Any, model_input, params: dict[str, Any] | None = None) -> list[str]:  # noqa: ANN001
         from reverso.collect.samplers import GenerationSettings, HFSampler
 
         conversations = model_input["messages"].tolist() if hasattr(model_input, "columns") else list(model_input)
@@ -35,7 +40,7 @@ def log_policy(adapter_dir: str, base_model: str) -> Any:
     from reverso import __version__
 
     return mlflow.pyfunc.log_model(
-        name="policy", python_model=ReversoPolicy(), artifacts={"adapter": adapter_dir},
-        model_config={"base_model": base_model, "max_new_tokens": 256},
+        name="policy", python_model=str(MODEL_CODE), artifacts={"adapter": adapter_dir},
+        model_config={"base_model_dir": base_model, "max_new_tokens": 256},
         pip_requirements=[f"reverso=={__version__}"],
     )
