@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -77,6 +78,10 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     adapter = load_file(workspace / "models/policy/adapter_model.safetensors")
     lora_b = [t for name, t in adapter.items() if "lora_B" in name]
     assert lora_b and any(t.abs().sum() > 0 for t in lora_b)  # LoRA B starts at zero: training moved it
+    trained = json.loads((workspace / "metrics/train.json").read_text())
+    if trained["eval_pairs"]:  # held-out margins before (policy == reference: exactly 0) and after training
+        assert trained["held_out"]["before"]["rewards/margins"] == pytest.approx(0.0, abs=1e-5)
+        assert trained["held_out"]["after"]["rewards/margins"] != trained["held_out"]["before"]["rewards/margins"]
 
     import mlflow
     import mlflow.pyfunc

@@ -23,9 +23,10 @@ def render_summary(workspace: str | Path = ".") -> str:
         lines.append(f"pairs:     {pairs['rpo']['pairs']} RPO pairs (train {pairs['rpo']['train']}, "
                      f"eval {pairs['rpo']['eval']}), {pairs['dpo']['pairs']} DPO-baseline pairs")
     if train:
-        margins = train.get("final", {}).get("rewards/margins")
+        held_out = train.get("held_out") or {}
+        before, after = (held_out.get(k, {}).get("rewards/margins") for k in ("before", "after"))
         lines.append(f"train:     {train['steps']} steps, mean loss {train['train_loss']:.4f}"
-                     + (f", final reward margin {margins:.4f}" if margins is not None else ""))
+                     + (f", held-out reward margin {before:.3f} -> {after:.3f}" if after is not None else ""))
         lines.append(f"registry:  reverso-policy version {train['version']} (@challenger), run {train['run_id']}")
     if evaluation:
         from reverso.evaluate.metrics import HEADLINE, flatten

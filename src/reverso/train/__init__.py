@@ -135,6 +135,7 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
         seed=params.seed, report_to="none", save_strategy="steps", save_steps=params.save_steps,
         save_total_limit=2,
         eval_strategy="epoch" if eval_set is not None else "no", disable_tqdm=False,
+        eval_on_start=eval_set is not None,  # the held-out baseline: policy == reference before step 1
         dataloader_pin_memory=torch.cuda.is_available(),
     )
     collator = MarginCollator(pad_token_id=tokenizer.pad_token_id, max_length=params.max_length)
@@ -154,10 +155,13 @@ def plot_curves(history: list[dict[str, float]], png: Path) -> None:
     keys = [k for k in ("loss", "rewards/margins", "rewards/accuracies") if any(k in h for h in history)]
     fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(4 * max(len(keys), 1), 3))
     for axis, key in zip(axes if len(keys) > 1 else [axes], keys, strict=False):
-        points = [(h["step"], h[key]) for h in history if key in h]
-        axis.plot([p[0] for p in points], [p[1] for p in points], marker=".")
+        for prefix, label in (("", "train batch"), ("eval_", "held-out pairs")):
+            points = [(h["step"], h[prefix + key]) for h in history if prefix + key in h]
+            if points:
+                axis.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=label)
         axis.set_title(key)
         axis.set_xlabel("step")
+        axis.legend(fontsize="small")
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=100)
@@ -222,13 +226,18 @@ def _summarise(trainer: Any, result: Any, resume: Path | None, train_set: Any, e
     # The trainer state holds the whole history, including steps before a resume.
     history = [{k: float(v) for k, v in h.items() if isinstance(v, (int, float))} for h in trainer.state.log_history]
     train_log = [h for h in history if "loss" in h]
-    pick = (lambda row: {k: row[k] for k in CURVE_KEYS if k in row})
+    eval_log = [h for h in history if "eval_loss" in h]
+    pick = (lambda row, prefix="": {k: row[prefix + k] for k in CURVE_KEYS if prefix + k in row})
     metrics = {"train_loss": float(result.training_loss), "steps": int(result.global_step),
                "resumed_from": resume.name if resume else None, "world_size": len(digests),
                "ranks_agree": len(set(digests)) == 1, "rank_weight_digests": digests,
                "train_pairs": len(train_set), "eval_pairs": len(eval_set) if eval_set else 0,
-               "final": pick(train_log[-1]) if train_log else {}, "first": pick(train_log[0]) if train_log else {}}
-    return metrics, train_log
+               "final": pick(train_log[-1]) if train_log else {}, "first": pick(train_log[0]) if train_log else {},
+               # In-epoch batch margins are taken before each update and, with RPO's mirrored pairs, often
+               # negative; the held-out pairs before and after training are the honest before/after.
+               "held_out": {"before": pick(eval_log[0], "eval_"), "after": pick(eval_log[-1], "eval_")}
+               if len(eval_log) >= 2 else {}}
+    return metrics, [*train_log, *eval_log]
 
 
 def train(
@@ -302,6 +311,7 @@ def train(
     metrics.update(version=version, run_id=info["run_id"])
     write_json(metrics_out, metrics)
     write_json(plots_dir / "train_curves.json", {"curves": [
-        {"step": h["step"], **{k.replace("/", "_"): h[k] for k in CURVE_KEYS if k in h}} for h in train_log]})
+        {"step": h["step"], **{k.replace("/", "_"): h[k] for k in CURVE_KEYS if k in h}}
+        for h in train_log if "loss" in h]})
     plot_curves(train_log, plots_dir / "train_curves.png")
     return metrics
