@@ -94,8 +94,13 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
 
     # The registered model reloads with its base and answers.
     policy = mlflow.pyfunc.load_model("models:/reverso-policy@challenger")
-    answers = policy.predict([[{"role": "user", "content": "Say hi."}]], params={"max_new_tokens": 4})
-    assert len(answers) == 1 and isinstance(answers[0], str)
+    import pandas as pd
+
+    conversations = pd.DataFrame({"messages": [[{"role": "user", "content": "Say hi."}],
+                                               [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"},
+                                                {"role": "user", "content": "Count to three."}]]})
+    answers = policy.predict(conversations, params={"max_new_tokens": 4})
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
 
     from datasets import load_dataset  # TRL-ready: the pair files load with datasets as they are
 

@@ -133,3 +133,29 @@ def test_local_hf_judge_backend_runs_and_garbage_is_an_error(tiny_model_dir) -> 
     assert isinstance(backend.complete([{"role": "user", "content": "hi"}]), str)
     verdicts = Judge(backend, retries=0).judge([TONE], "text")
     assert verdicts[0].error and not verdicts[0].passed  # random weights never produce valid JSON
+
+
+def test_judge_can_word_the_soft_reversal_and_it_must_still_be_confirmed(fake) -> None:
+    session = Session(session_id="s1", system="You are a butler.", turns=[Turn(user="Greet me.")], split="train",
+                      seed=0, system_constraints=[{"id": "soft:tone", "kwargs": {"text": "Use a formal tone."}}])
+    response = Response(session_id="s1", turn=0, sample_idx=0, history=[], text="yo whats up", model="m",
+                        sampler=SamplerInfo(backend="hf", temperature=1.0, seed=0), finish_reason="stop",
+                        prompt_tokens=1, completion_tokens=3)
+    confirm = json.dumps({"verdicts": [{"index": 1, "passed": True, "reason": "casual indeed"}]})
+    rewrite = json.dumps({"opposite": "Use a casual, informal tone."})
+    server = fake([GOOD, "not json", rewrite, confirm])
+    params = ReverseParams(soft_judge="openai", judge_base_url=server.url, judge_model="m", soft_reversal="judge")
+    row, reason = judge_response(session, response, params, Judge(OpenAIChatBackend(server.url, "m")))
+    assert reason is None and row.passed == [False]
+    reversed_ = engine.parse(row.reversed_constraints[0].model_dump())
+    assert engine.describe(reversed_, random.Random(0)) == "Use a casual, informal tone."
+    assert engine.reverse(engine.reverse(reversed_)) == reversed_
+    confirmation = server.requests[-1]["body"]["messages"][1]["content"]
+    assert "Use a casual, informal tone." in confirmation  # the judge re-checked the model-worded reversal
+
+    # A rewrite that never fits the schema falls back to the rule flip (still confirmed by re-judging).
+    server = fake([GOOD, '{"opposite": ""}', "nope", '{"other": 1}', confirm])
+    row, reason = judge_response(session, response, params, Judge(OpenAIChatBackend(server.url, "m")))
+    assert reason is None and "opposite" not in row.reversed_constraints[0].kwargs
+    assert engine.describe(engine.parse(row.reversed_constraints[0].model_dump()), random.Random(0)) == \
+        flip_modal("Use a formal tone.")

@@ -115,6 +115,10 @@ class ReverseParams(_Section):
     # The judge's API key is read from this environment variable; it is never written anywhere.
     judge_api_key_env: str = "REVERSO_JUDGE_API_KEY"
     judge_trust_remote_code: bool = False
+    # How a failed soft constraint is reversed: "rule" flips its modal ("must" -> "must not"); "judge" has
+    # the judge model word the opposite (schema-checked, rule flip when it never fits). Either way the
+    # reversal is kept only when re-judging confirms the response meets it.
+    soft_reversal: Literal["rule", "judge"] = "rule"
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
 
 

@@ -46,16 +46,25 @@ def make_soft_judge(params: ReverseParams) -> Any:
     return make_judge("hf", model_path=params.judge_model, trust_remote_code=params.judge_trust_remote_code)
 
 
-def _judge_soft(judge: Any, soft: list[engine.Constraint], text: str,
-                context: engine.CheckContext) -> tuple[list[engine.Verdict], str | None]:
-    """Judge soft constraints; reversed ones must be confirmed by a second judgement."""
+def _reverse_soft(judge: Any, constraint: engine.Constraint, how: str) -> engine.Constraint:
+    """The reversed soft constraint; with ``how == "judge"`` its English is the judge model's."""
+    flipped = engine.reverse(constraint)
+    if how != "judge":
+        return flipped
+    opposite = judge.opposite(engine.describe(constraint, engine.stable_rng(constraint.id)))
+    return engine.make(flipped.id, {**flipped.kwargs, "opposite": opposite}) if opposite else flipped
+
+
+def _judge_soft(judge: Any, soft: list[engine.Constraint], text: str, context: engine.CheckContext,
+                how: str) -> tuple[list[engine.Verdict], dict[engine.Constraint, engine.Constraint], str | None]:
+    """Judge soft constraints; each failed one is reversed, and the reversal must be confirmed by re-judging."""
     verdicts = judge.judge(soft, text, context)
     if any(v.error for v in verdicts):
-        return verdicts, next(v.reason for v in verdicts if v.error)
-    flipped = [engine.reverse(c) for c, v in zip(soft, verdicts, strict=True) if not v.passed]
-    if flipped and not all(v.passed and not v.error for v in judge.judge(flipped, text, context)):
-        return verdicts, "a reversed soft constraint was not confirmed by re-judging the response"
-    return verdicts, None
+        return verdicts, {}, next(v.reason for v in verdicts if v.error)
+    flipped = {c: _reverse_soft(judge, c, how) for c, v in zip(soft, verdicts, strict=True) if not v.passed}
+    if flipped and not all(v.passed and not v.error for v in judge.judge(list(flipped.values()), text, context)):
+        return verdicts, {}, "a reversed soft constraint was not confirmed by re-judging the response"
+    return verdicts, flipped, None
 
 
 def judge_response(
@@ -70,12 +79,14 @@ def judge_response(
         return None, f"soft constraints {[c.id for c in soft]} need a judge, but reverse.soft_judge is 'none'"
     context = engine.CheckContext(prompt=session.turns[response.turn].user)
     rule = engine.check_all([c for c in active if engine.is_verifiable(c)], response.text, context)
-    soft_verdicts, problem = _judge_soft(judge, soft, response.text, context) if soft else ([], None)
+    soft_verdicts, soft_reversed, problem = (_judge_soft(judge, soft, response.text, context, params.soft_reversal)
+                                             if soft else ([], {}, None))
     if problem:
         return None, problem
     by_constraint = iter(rule), iter(soft_verdicts)
     verdicts = [next(by_constraint[0] if engine.is_verifiable(c) else by_constraint[1]) for c in active]
-    reversed_ = [c if v.passed else engine.reverse(c) for c, v in zip(active, verdicts, strict=True)]
+    reversed_ = [c if v.passed else soft_reversed.get(c) or engine.reverse(c)
+                 for c, v in zip(active, verdicts, strict=True)]
     row = Verdict(
         session_id=response.session_id, turn=response.turn, sample_idx=response.sample_idx,
         constraints=[ConstraintSpec(**c.spec()) for c in active],

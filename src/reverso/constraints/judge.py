@@ -16,11 +16,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reverso.constraints.base import CheckContext, Constraint, Verdict
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 SYSTEM = ("You are a strict evaluator. For each numbered instruction, decide whether the RESPONSE follows it. "
           'Answer with JSON only: {"verdicts": [{"index": 1, "passed": true, "reason": "..."}, ...]} '
@@ -39,6 +41,15 @@ class JudgeOutput(BaseModel):
     verdicts: list[JudgeItem]
 
 
+REWRITE_SYSTEM = ("Rewrite the instruction so that it asks for the exact opposite behaviour, in one sentence. "
+                  'Answer with JSON only: {"opposite": "..."}')
+
+
+class RewriteOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    opposite: str = Field(min_length=1, max_length=500)
+
+
 class ChatBackend(Protocol):
     name: str
 
@@ -53,15 +64,20 @@ def judge_messages(constraints: Sequence[Constraint], response: str, context: Ch
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def parse_output(raw: str, expected: int) -> list[JudgeItem]:
-    """Schema-check model output (a ```json fence is allowed); raises ValueError when it does not fit."""
+def parse_json(raw: str, schema: type[ModelT]) -> ModelT:
+    """The first JSON object in model output (a ```json fence is allowed), checked against ``schema``."""
     match = re.search(r"\{.*\}", raw, flags=re.DOTALL)
     if match is None:
         raise ValueError("no JSON object in judge output")
     try:
-        output = JudgeOutput.model_validate(json.loads(match.group(0)))
+        return schema.model_validate(json.loads(match.group(0)))
     except (json.JSONDecodeError, ValidationError) as exc:
         raise ValueError(f"judge output does not match the schema: {exc}") from exc
+
+
+def parse_output(raw: str, expected: int) -> list[JudgeItem]:
+    """Schema-check verdict output; raises ValueError when it does not fit."""
+    output = parse_json(raw, JudgeOutput)
     indices = [item.index for item in output.verdicts]
     if sorted(indices) != list(range(1, expected + 1)):
         raise ValueError(f"judge returned verdicts for {indices}, expected 1..{expected}")
@@ -90,6 +106,18 @@ class Judge:
             except (ValueError, RuntimeError) as exc:
                 problem = str(exc)
         return [Verdict(False, f"judge error: {problem}", error=True) for _ in constraints]
+
+    def opposite(self, instruction: str) -> str | None:
+        """The model's wording of the opposite instruction, schema-checked; None when it never fits."""
+        messages = [{"role": "system", "content": REWRITE_SYSTEM}, {"role": "user", "content": instruction}]
+        for _ in range(self.retries + 1):
+            try:
+                text = parse_json(self.backend.complete(messages), RewriteOutput).opposite.strip()
+            except (ValueError, RuntimeError):
+                continue
+            if text and text.casefold() != instruction.strip().casefold():
+                return text
+        return None
 
 
 class OpenAIChatBackend:

@@ -1,7 +1,8 @@
 """Soft constraints (tone, audience, style, role, behaviour): free text, judged by a model.
 
 The kwargs carry the instruction text and its polarity, so reversal is an exact, involutive flip
-of ``negated``; the English is produced by a modal flip rule ("must" <-> "must not", "always" <->
+of ``negated``. The English of the negated form is ``opposite`` when a judge model wrote it
+(``reverse.soft_reversal: judge``), else a modal flip rule ("must" <-> "must not", "always" <->
 "never", "X" <-> "Do not x"). Soft constraints are never checked by rule: see ``judge.py``.
 """
 
@@ -45,6 +46,7 @@ SAMPLE_TEXTS = {
 class SoftKwargs(Kwargs):
     text: str = Field(min_length=1)
     negated: bool = False  # True: the instruction is the opposite of ``text``
+    opposite: str | None = Field(None, min_length=1, max_length=500)  # the opposite, as a judge model wrote it
 
 
 class SoftConstraint(ConstraintType):
@@ -56,10 +58,12 @@ class SoftConstraint(ConstraintType):
         raise ConstraintError(f"{self.id!r} is a soft constraint: it needs a judge, not a rule")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
-        return flip_modal(kw.text) if kw.negated else kw.text
+        if not kw.negated:
+            return kw.text
+        return kw.opposite or flip_modal(kw.text)
 
     def reverse(self, kw: Any) -> tuple[str, dict[str, Any]]:
-        return self.id, {"text": kw.text, "negated": not kw.negated}
+        return self.id, {"text": kw.text, "negated": not kw.negated, "opposite": kw.opposite}
 
     def sample(self, rng: random.Random, context: CheckContext) -> dict[str, Any]:
         return {"text": rng.choice(SAMPLE_TEXTS.get(self.id.split(":", 1)[1], SAMPLE_TEXTS["criteria"]))}

@@ -1,7 +1,8 @@
 """The trained adapter as an MLflow model that reloads with its base model.
 
-``mlflow.pyfunc.load_model("models:/reverso-policy@champion").predict([[{"role": "user", ...}]])``
-returns one greedy completion per conversation. Only the adapter is stored in MLflow; the base
+``mlflow.pyfunc.load_model("models:/reverso-policy@champion").predict(
+pd.DataFrame({"messages": [[{"role": "user", "content": "..."}]]}), params={"max_new_tokens": 128})``
+returns one greedy completion per conversation (row). Only the adapter is stored in MLflow; the base
 model path is recorded in the model config (a team shares it through the DVC remote).
 """
 
@@ -37,10 +38,15 @@ class ReversoPolicy(mlflow.pyfunc.PythonModel):
 
 def log_policy(adapter_dir: str, base_model: str) -> Any:
     """Log the adapter as a pyfunc model; returns MLflow's ModelInfo."""
+    import pandas as pd
+    from mlflow.models import infer_signature
+
     from reverso import __version__
 
+    example = pd.DataFrame({"messages": [[{"role": "user", "content": "Hello!"}]]})
+    signature = infer_signature(example, ["Hi!"], params={"max_new_tokens": 256})
     return mlflow.pyfunc.log_model(
         name="policy", python_model=str(MODEL_CODE), artifacts={"adapter": adapter_dir},
         model_config={"base_model_dir": base_model, "max_new_tokens": 256},
-        pip_requirements=[f"reverso=={__version__}"],
+        pip_requirements=[f"reverso=={__version__}"], signature=signature,
     )
