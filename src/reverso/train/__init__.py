@@ -20,6 +20,8 @@ from reverso.io import DataError, read_rows, write_json
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TRAIN_INFO = "reverso_train.json"
 REF_CACHE = Path(".reverso/ref-cache")  # pair datasets + TRL's cached reference log-probs
+# TRL scores accuracy on the RPO-shifted margin: a pair counts when its reward margin beats gamma * g.
+TITLES = {"rewards/accuracies": "rewards/accuracies (β·Δ > γ·g)"}
 CURVE_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")
 
 
@@ -159,7 +161,7 @@ def plot_curves(history: list[dict[str, float]], png: Path) -> None:
             points = [(h["step"], h[prefix + key]) for h in history if prefix + key in h]
             if points:
                 axis.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=label)
-        axis.set_title(key)
+        axis.set_title(TITLES.get(key, key))
         axis.set_xlabel("step")
         axis.legend(fontsize="small")
     fig.tight_layout()
