@@ -26,7 +26,8 @@ def render_summary(workspace: str | Path = ".") -> str:
         held_out = train.get("held_out") or {}
         before, after = (held_out.get(k, {}).get("rewards/margins") for k in ("before", "after"))
         lines.append(f"train:     {train['steps']} steps, mean loss {train['train_loss']:.4f}"
-                     + (f", held-out reward margin {before:.3f} -> {after:.3f}" if after is not None else ""))
+                     + (f", held-out reward margin {before:.3f} -> {after:.3f}"
+                        if before is not None and after is not None else ""))
         lines.append(f"registry:  reverso-policy version {train['version']} (@challenger), run {train['run_id']}")
     if evaluation:
         from reverso.evaluate.metrics import HEADLINE, flatten
