@@ -1,6 +1,5 @@
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -10,13 +9,11 @@ from reverso.cli import app
 runner = CliRunner()
 
 
-def test_help_is_fast_and_lists_every_stage() -> None:
-    started = time.perf_counter()
+def test_help_lists_every_stage() -> None:
+    # Speed is the next test's job (no heavy import); the measured time is in docs/results.md.
     out = subprocess.run([sys.executable, "-m", "reverso.cli", "--help"], capture_output=True, text=True, check=True)
-    elapsed = time.perf_counter() - started
     for verb in ("prepare-model", "collect", "reverse", "pairs", "train", "evaluate", "promote", "pipeline"):
         assert verb in out.stdout
-    assert elapsed < 10  # generous for a loaded CI box; the lazy imports keep it well under 1 s
 
 
 def test_help_does_not_import_heavy_libraries() -> None:

@@ -8,7 +8,7 @@ from reverso import constraints as engine
 from reverso.config import ReverseParams
 from reverso.contracts import Message, Response, SamplerInfo, Session, Turn
 from reverso.pairs.builders import Sample, dedupe_by_vector, dpo_pair, rpo_pairs
-from reverso.pairs.validate import GateSettings, ValidationFailed, reverify, validate_pairs
+from reverso.pairs.validate import GateSettings, ValidationFailed, reverify, validate_pair_sets
 from reverso.reverse import judge_response
 
 SPECS = [
@@ -96,7 +96,7 @@ def test_dpo_baseline_best_vs_worst_on_original_instruction() -> None:
 def test_gate_passes_good_pairs(tmp_path) -> None:
     session, samples = make_samples()
     pairs = rpo_pairs(session, samples, 3)
-    summary = validate_pairs(pairs, ["train"] * len(pairs), "rpo", GateSettings(3), tmp_path / "rpo.json")
+    summary = validate_pair_sets({"rpo": (pairs, ["train"] * len(pairs), None)}, GateSettings(3), tmp_path)["rpo"]
     assert summary["success"] and (tmp_path / "rpo.json").exists()
     docs = tmp_path / "data_docs"
     assert (docs / "index.html").exists() and list((docs / "validations").rglob("*.html"))
@@ -104,7 +104,7 @@ def test_gate_passes_good_pairs(tmp_path) -> None:
 
 def _gate_message(pairs, splits, tmp_path, settings=GateSettings(3)) -> str:
     with pytest.raises(ValidationFailed) as err:
-        validate_pairs(pairs, splits, "rpo", settings, tmp_path / "rpo.json")
+        validate_pair_sets({"rpo": (pairs, splits, None)}, settings, tmp_path)
     return str(err.value)
 
 
@@ -136,7 +136,7 @@ def test_each_expectation_can_fail(tmp_path, breakage: str) -> None:
     elif breakage == "too_long":
         settings = GateSettings(3, max_tokens=10)
         with pytest.raises(ValidationFailed, match="tokens"):
-            validate_pairs(pairs, splits, "rpo", settings, tmp_path / "r.json", tokens=[50] * len(pairs))
+            validate_pair_sets({"rpo": (pairs, splits, [50] * len(pairs))}, settings, tmp_path)
         return
     assert "failed the validation gate" in _gate_message(pairs, splits, tmp_path, settings)
 

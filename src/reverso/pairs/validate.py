@@ -165,12 +165,3 @@ def validate_pair_sets(
                                f"{reports_dir / 'data_docs' / 'index.html'}):\n  " + "\n  ".join(failed))
     return summaries
 
-
-def validate_pairs(
-    pairs: list[Pair], splits: list[str], builder: str, settings: GateSettings,
-    report_path: str | Path, tokens: list[int] | None = None,
-) -> dict[str, Any]:
-    """Gate one pair set; the JSON summary goes to ``report_path`` (data docs beside it)."""
-    report_path = Path(report_path)
-    summaries = validate_pair_sets({builder: (pairs, splits, tokens)}, settings, report_path.parent)
-    return summaries[builder]

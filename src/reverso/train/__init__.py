@@ -290,7 +290,7 @@ def train(
                 mlflow.log_params(curated_params(params, model_dir, pairs_hash))
             mlflow.set_tags({"reverso.stage": "train", "reverso.pairs_md5": pairs_hash})
             trainer, result, resume, digests = _fit(params, model_dir, train_set, eval_set, ckpt, staging, cache_root)
-            metrics, train_log = _summarise(trainer, result, resume, train_set, eval_set, digests)
+            metrics, history = _summarise(trainer, result, resume, train_set, eval_set, digests)
             mlflow.log_metrics({"train_loss_mean": metrics["train_loss"], "world_size": metrics["world_size"]})
             from reverso.train.mlflow_model import log_policy
 
@@ -314,6 +314,6 @@ def train(
     write_json(metrics_out, metrics)
     write_json(plots_dir / "train_curves.json", {"curves": [
         {"step": h["step"], **{k.replace("/", "_"): h[k] for k in CURVE_KEYS if k in h}}
-        for h in train_log if "loss" in h]})
-    plot_curves(train_log, plots_dir / "train_curves.png")
+        for h in history if "loss" in h]})
+    plot_curves(history, plots_dir / "train_curves.png")
     return metrics

@@ -15,6 +15,7 @@ import mlflow.pyfunc
 
 # Logged as code (MLflow "models from code"), so loading never unpickles anything.
 MODEL_CODE = Path(__file__).with_name("policy_pyfunc.py")
+MAX_NEW_TOKENS = 256  # the default of the model's ``max_new_tokens`` inference param
 
 
 class ReversoPolicy(mlflow.pyfunc.PythonModel):
@@ -23,14 +24,13 @@ class ReversoPolicy(mlflow.pyfunc.PythonModel):
 
         self.model, self.tokenizer = load_model_and_tokenizer(context.model_config["base_model_dir"],
                                                               context.artifacts["adapter"])
-        self.max_new_tokens = int(context.model_config.get("max_new_tokens", 256))
 
     # model_input is left unannotated: MLflow turns a type hint into a schema it then enforces.
     def predict(self, context: Any, model_input, params: dict[str, Any] | None = None) -> list[str]:  # noqa: ANN001
         from reverso.collect.samplers import GenerationSettings, HFSampler
 
-        conversations = model_input["messages"].tolist() if hasattr(model_input, "columns") else list(model_input)
-        max_new = int((params or {}).get("max_new_tokens", self.max_new_tokens))
+        conversations = model_input["messages"].tolist()  # the signature makes the input a DataFrame
+        max_new = int((params or {}).get("max_new_tokens", MAX_NEW_TOKENS))
         sampler = HFSampler(self.model, self.tokenizer, progress=False)
         outputs = sampler.generate(conversations, 1, GenerationSettings(0.0, 1.0, max_new, seed=0))
         return [row[0].text for row in outputs]
@@ -44,9 +44,9 @@ def log_policy(adapter_dir: str, base_model: str) -> Any:
     from reverso import __version__
 
     example = pd.DataFrame({"messages": [[{"role": "user", "content": "Hello!"}]]})
-    signature = infer_signature(example, ["Hi!"], params={"max_new_tokens": 256})
+    signature = infer_signature(example, ["Hi!"], params={"max_new_tokens": MAX_NEW_TOKENS})
     return mlflow.pyfunc.log_model(
         name="policy", python_model=str(MODEL_CODE), artifacts={"adapter": adapter_dir},
-        model_config={"base_model_dir": base_model, "max_new_tokens": 256},
+        model_config={"base_model_dir": base_model},
         pip_requirements=[f"reverso=={__version__}"], signature=signature,
     )
