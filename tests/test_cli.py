@@ -12,7 +12,7 @@ runner = CliRunner()
 def test_help_lists_every_stage() -> None:
     # Speed is the next test's job (no heavy import); the measured time is in docs/results.md.
     out = subprocess.run([sys.executable, "-m", "reverso.cli", "--help"], capture_output=True, text=True, check=True)
-    for verb in ("prepare-model", "collect", "reverse", "pairs", "train", "evaluate", "promote", "pipeline"):
+    for verb in ("prepare-model", "collect", "reverse", "pairs", "train", "evaluate", "promote", "inspect", "pipeline"):
         assert verb in out.stdout
 
 

@@ -1,7 +1,9 @@
 from pathlib import Path
 
+import pytest
+
 from reverso import constraints as engine
-from reverso.collect import best_sample
+from reverso.collect import best_sample, collect
 from reverso.collect.sessions import build_sessions, load_seed
 from reverso.prompts import session_constraints, turn_messages
 
@@ -83,3 +85,42 @@ def test_soft_constraints_join_the_system_prompt() -> None:
         ids = [c.id for c in session_constraints(session, 0)]
         assert len(ids) == 5 and sum(i.startswith("soft:") for i in ids) == 2
         assert len({i for i in ids if i.startswith("soft:")}) == 2
+
+
+def test_collect_reports_truncation_rate(seed_dir, tmp_path) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from reverso.config import CollectParams
+
+    class CutEveryThird:
+        """A sampler whose every third reply hits the token cap."""
+
+        name = "fake"
+
+        def generate(self, conversations, n, settings):
+            return [[SimpleNamespace(text=f"reply {i}", finish_reason="length" if i % 3 == 0 else "stop",
+                                     prompt_tokens=10, completion_tokens=settings.max_new_tokens if i % 3 == 0 else 7)
+                     for i in range(n)] for _ in conversations]
+
+    params = CollectParams(sessions=2, turns=1, system_constraints=2, samples_per_turn=3)
+    outputs = tmp_path / "s.jsonl", tmp_path / "r.jsonl", tmp_path / "m.json"
+    metrics = collect(params, tmp_path / "no-model", seed_dir, *outputs, sampler=CutEveryThird())
+    written = json.loads((tmp_path / "m.json").read_text())
+    assert written["truncation_rate"] == metrics["truncation_rate"] == pytest.approx(1 / 3, abs=1e-3)
+    assert written["truncated_responses"] == 2 and written["completion_tokens_p95"] == params.sampler.max_new_tokens
+
+
+def test_greedy_sampling_with_several_samples_is_refused_naming_the_field() -> None:
+    from reverso.config import ConfigError, load_params
+
+    with pytest.raises(ConfigError, match="collect.sampler.temperature"):
+        load_params(REPO / "params.yaml", ["collect.sampler.temperature=0"])
+
+
+def test_pair_length_above_train_length_is_refused_naming_both_fields() -> None:
+    from reverso.config import ConfigError, load_params
+
+    with pytest.raises(ConfigError, match=r"pairs.max_length \(512\).*train.max_length \(256\)"):
+        load_params(REPO / "params.yaml", ["train.max_length=256"])
+    assert load_params(REPO / "params.yaml", ["train.max_length=256", "pairs.max_length=256"]).train.max_length == 256

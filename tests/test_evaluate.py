@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reverso.collect.sessions import build_sessions, load_seed
-from reverso.config import EvaluateParams
+from reverso.config import EvaluateParams, SuiteSizes
+from reverso.constraints.judge import Judge
+from reverso.contracts import Message
 from reverso.evaluate.loaders import load_ifbench, load_ifeval, load_multi_if, load_sysbench
-from reverso.evaluate.metrics import TurnScore, flatten, multi_if_metrics, score_sessions, sysbench_metrics
-from reverso.evaluate.suites import build_suites
-from reverso.prompts import turn_messages
+from reverso.evaluate.intervals import intervals, paired
+from reverso.evaluate.metrics import (
+    SUITE_METRICS,
+    TurnScore,
+    flatten,
+    multi_if_metrics,
+    score_sessions,
+    sysbench_metrics,
+)
+from reverso.evaluate.scoring import confidence_report
+from reverso.evaluate.stats import bootstrap_ci, halfwidth, paired_difference
+from reverso.evaluate.suites import CARRY_OVER, build_suites
+from reverso.prompts import RULES_HEADER, session_constraints, turn_messages
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
@@ -25,7 +40,7 @@ def test_suites_never_overlap_training_sessions() -> None:
     corpus = load_seed(REPO / "data/seed")
     training = build_sessions(corpus, "train", 200, 13, turns=3, system_constraints=3, turn_constraints=1,
                               cumulative=True)
-    suites = build_suites(EvaluateParams(), REPO / "data/seed")
+    suites = build_suites(EvaluateParams(suites=SuiteSizes(ifeval=100, multi_if=100, sysbench=100)), REPO / "data/seed")
     assert set(suites) == {"ifeval", "multi_if", "sysbench"}
     train_texts = {t.user for s in training for t in s.turns} | {s.system for s in training}
     for sessions in suites.values():
@@ -35,7 +50,7 @@ def test_suites_never_overlap_training_sessions() -> None:
 
 
 def test_suite_shapes() -> None:
-    params = EvaluateParams()
+    params = EvaluateParams(suites=SuiteSizes(ifeval=40, multi_if=20, sysbench=20))
     suites = build_suites(params, REPO / "data/seed")
     assert len(suites["ifeval"]) == params.suites.ifeval and all(len(s.turns) == 1 for s in suites["ifeval"])
     assert all(len(s.turns) == params.multi_if_turns for s in suites["multi_if"])
@@ -51,13 +66,17 @@ def test_multi_if_per_turn_mean_and_average() -> None:
     assert result["average"] == pytest.approx((0.5 + (0.5 + 0.5 + 0.75 + 0.75) / 4) / 2)
 
 
-def test_sysbench_csr_isr_ssr() -> None:
-    # session 1: turns 1-2 perfect, turn 3 fails -> stable run 2/3; session 2: fails at turn 1 -> 0/3
-    scores = [[turn(True, True), turn(True), turn(False, True)], [turn(False), turn(True), turn(True)]]
+def test_sysbench_csr_isr_ssr_hand_checked() -> None:
+    # SysBench (paper + released utils.py / tab4_turn.py), worked by hand:
+    # session 1: [4/4, 1/1, 1/2] -> turns 1-2 satisfied, turn 3 not -> stable run 2 of 3 turns
+    # session 2: [0/1, 1/1, 1/1] -> fails at turn 1 -> stable run 0
+    scores = [[turn(True, True, True, True), turn(True), turn(False, True)], [turn(False), turn(True), turn(True)]]
     result = sysbench_metrics(scores)
-    assert result["csr"] == pytest.approx(6 / 8)
-    assert result["isr"] == pytest.approx(4 / 6)
-    assert result["ssr"] == pytest.approx((2 / 3 + 0) / 2)
+    # CSR is macro-averaged over the 6 instructions: (1 + 1 + 0.5 + 0 + 1 + 1) / 6, not pooled 8/10
+    assert result["csr"] == pytest.approx(4.5 / 6)
+    assert result["isr"] == pytest.approx(4 / 6)  # instructions with every constraint satisfied
+    assert result["ssr"] == pytest.approx((2 / 3 + 0 / 3) / 2)  # consecutive satisfied turns / turns
+    assert result["session_all_pass"] == 0.0  # no session satisfied every turn
 
 
 def test_flatten_keeps_numbers_only() -> None:
@@ -93,9 +112,153 @@ def test_multi_if_loader_turns_and_kwargs() -> None:
 
 def test_sysbench_loader_routes_soft_criteria_to_the_judge() -> None:
     loaded = load_sysbench(FIXTURES / "sysbench.json")
-    # Either the engine knows soft:criteria (then the session loads) or the row is reported.
-    assert len(loaded.sessions) + len(loaded.unsupported) == 1
-    if loaded.unsupported:
-        assert "soft" in loaded.unsupported[0]["reason"]
-    else:
-        assert loaded.sessions[0].turns[0].constraints[0].id == "soft:criteria"
+    assert len(loaded.sessions) == 1 and not loaded.unsupported
+    assert [c.id for c in loaded.sessions[0].turns[0].constraints] == ["soft:criteria", "soft:criteria"]
+
+
+def test_sysbench_released_shape_loads(tmp_path: Path) -> None:
+    item = {"system_id": 7, "system_prompt": "You are a tour guide.", "rounds_related": True,
+            "messages": [{"role": "system", "content": "You are a tour guide."},
+                         {"role": "user", "content": "Where to eat?"}, {"role": "assistant", "content": "ref"},
+                         {"role": "user", "content": "And to sleep?"}, {"role": "assistant", "content": "ref"}],
+            "prompt_infos": {"Where to eat?": {"criteria": {"1": {"criteria_id": 1, "criteria_content": "Polite",
+                                                                  "criteria_type": "Style"}}},
+                             "And to sleep?": {"criteria": {"1": {"criteria_id": 1, "criteria_content": "In role",
+                                                                  "criteria_type": "Role"}}}}}
+    (tmp_path / "sb.json").write_text(json.dumps([item]))
+    loaded = load_sysbench(tmp_path / "sb.json")
+    session = loaded.sessions[0]
+    assert session.session_id == "sysbench-7" and [t.user for t in session.turns] == ["Where to eat?", "And to sleep?"]
+    assert session.turns[1].constraints[0].kwargs["text"] == "In role"
+
+
+class ScriptedBackend:
+    """A chat backend that fails every criterion (schema-valid JSON) and records what it was shown."""
+
+    name = "scripted"
+
+    def __init__(self, answer: str | None = None) -> None:
+        self.seen: list[str] = []
+        self.answer = answer
+
+    def complete(self, messages: list[dict[str, str]]) -> str:
+        user = messages[-1]["content"]
+        self.seen.append(user)
+        if self.answer is not None:
+            return self.answer
+        rules = user.split("INSTRUCTIONS:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        return json.dumps({"verdicts": [{"index": i, "passed": False, "reason": "no"}
+                                        for i in range(1, len(rules) + 1)]})
+
+
+def test_unjudged_sysbench_criteria_are_not_scored_never_a_number() -> None:
+    session = load_sysbench(FIXTURES / "sysbench.json").sessions[0]
+    # Before: criteria were silently dropped, so the answer "x" scored SSR 1.0.
+    result = sysbench_metrics(score_sessions([session], [["x", "x"]]))
+    assert result["csr"] is None and result["isr"] is None and result["ssr"] is None
+    assert "evaluate.judge" in result["not_scored"]
+    assert flatten({"sysbench": result}) == {}  # nothing numeric reaches eval.json / MLflow / promotion
+
+
+def test_judged_sysbench_criteria_score_and_the_judge_sees_system_and_history() -> None:
+    session = load_sysbench(FIXTURES / "sysbench.json").sessions[0]
+    backend = ScriptedBackend()
+    result = sysbench_metrics(score_sessions([session], [["x", "y"]], Judge(backend)))
+    assert result == {"csr": 0.0, "isr": 0.0, "ssr": 0.0, "session_all_pass": 0.0}
+    assert "You are a polite concierge." in backend.seen[0] and "assistant: x" in backend.seen[1]
+
+
+def test_judge_answers_that_never_fit_the_schema_leave_the_suite_not_scored() -> None:
+    session = load_sysbench(FIXTURES / "sysbench.json").sessions[0]
+    result = sysbench_metrics(score_sessions([session], [["x", "y"]], Judge(ScriptedBackend("not json"))))
+    assert result["isr"] is None and "judge answers never fit" in result["not_scored"]
+
+
+def test_multi_if_suite_states_each_instruction_once_and_scores_carry_over() -> None:
+    suite = build_suites(EvaluateParams(suites=SuiteSizes(ifeval=0, multi_if=5, sysbench=0)), REPO / "data/seed")
+    for session in suite["multi_if"]:
+        assert len(session.turns) == 3
+        history: list[Message] = []
+        for index in range(3):
+            messages = turn_messages(session, index, history)
+            history = [*messages[1:], Message(role="assistant", content="ok")]
+        system = messages[0]
+        assert system.role == "system" and RULES_HEADER not in system.content  # persona only
+        users = [m.content for m in messages if m.role == "user"]
+        for index, turn_ in enumerate(session.turns):
+            rule = turn_.user.split(CARRY_OVER, 1)[1]
+            # stated once, in the user message of the turn that introduces it
+            assert sum(rule in m.content for m in messages) == 1 and rule in users[index]
+        assert len(session_constraints(session, 2)) == 3  # turn 3 is scored on every earlier instruction
+        score = score_sessions([session], [["", "", "answer"]])[0][2]
+        assert len(score.constraint_ids) == 3
+
+
+def random_scores(rng: random.Random, units: int, turns: int, skill: float) -> list[list[TurnScore]]:
+    def one(k: int) -> TurnScore:
+        strict = tuple(rng.random() < skill for _ in range(k))
+        return TurnScore(tuple(f"c{i}" for i in range(k)), strict, tuple(a or rng.random() < 0.3 for a in strict))
+    return [[one(rng.randint(1, 3)) for _ in range(turns)] for _ in range(units)]
+
+
+@pytest.mark.parametrize(("suite", "turns"), [("ifeval", 1), ("multi_if", 3), ("sysbench", 5)])
+def test_bootstrap_point_estimates_equal_the_suite_metrics(suite: str, turns: int) -> None:
+    scores = random_scores(random.Random(1), 40, turns, 0.6)
+    metrics = flatten({suite: SUITE_METRICS[suite](scores)})
+    found = intervals(suite, scores, resamples=300, confidence=0.95, seed=3)
+    assert found and all(ci["mean"] == pytest.approx(metrics[key]) for key, ci in found.items())
+    assert all(ci["ci_low"] <= ci["mean"] <= ci["ci_high"] and ci["n"] == 40 for ci in found.values())
+    assert found == intervals(suite, scores, resamples=300, confidence=0.95, seed=3)  # seeded
+
+
+def test_bootstrap_ci_and_paired_difference_basics() -> None:
+    ci = bootstrap_ci([1, 0] * 200, seed=0)
+    assert ci["mean"] == 0.5 and ci["n"] == 400 and 0.04 < halfwidth(ci) <= 0.05 + 1e-9  # 1/400 steps
+    assert bootstrap_ci([])["mean"] is None
+    same = paired_difference([1, 0, 1, 1], [1, 0, 1, 1])
+    assert same["mean"] == same["ci_low"] == same["ci_high"] == 0.0
+    with pytest.raises(ValueError, match="same units"):
+        paired_difference([1, 0], [1, 0, 1])
+
+
+def test_paired_difference_is_tighter_than_comparing_two_intervals() -> None:
+    rng = np.random.default_rng(0)
+    base = (rng.random(400) < 0.5).astype(float)
+    flip = rng.random(400) < 0.08  # the policy fixes 8 % of the prompts and keeps the rest
+    policy = np.where(flip, 1.0, base)
+    diff = paired_difference(policy, base, seed=1)
+    assert diff["ci_low"] > 0  # a real, small improvement is detected on the same prompts ...
+    a, b = bootstrap_ci(policy, seed=1), bootstrap_ci(base, seed=1)
+    assert a["ci_low"] < b["ci_high"]  # ... that two overlapping unpaired intervals would miss
+
+
+def test_default_suite_sizes_give_ci_halfwidths_of_at_most_5_points() -> None:
+    sizes = EvaluateParams().suites
+    # A proportion at 0.5 (the widest case) over n prompts; a session's score lies in [0, 1], so a
+    # session suite is bounded the same way even when all of a session's turns agree.
+    for n in (sizes.ifeval, sizes.multi_if):
+        assert 1.96 * 0.5 / n**0.5 <= 0.05
+    # SysBench ISR averages 5 turns per session: simulated at p = 0.5 with turns strongly correlated
+    # (each turn copies a per-session coin with probability 0.7), the CI is still within +-5 points.
+    rng = random.Random(0)
+    scores = []
+    for _ in range(sizes.sysbench):
+        shared = rng.random() < 0.5
+        scores.append([turn(shared if rng.random() < 0.7 else rng.random() < 0.5) for _ in range(5)])
+    isr = intervals("sysbench", scores, resamples=2000, confidence=0.95, seed=0)["sysbench.isr"]
+    assert halfwidth(isr) <= 0.05
+
+
+def test_results_carry_cis_paired_differences_and_power() -> None:
+    rng = random.Random(2)
+    scores = {who: {"ifeval": random_scores(rng, 30, 1, skill), "multi_if": random_scores(rng, 20, 3, skill)}
+              for who, skill in (("base", 0.4), ("policy", 0.6), ("champion", 0.5))}
+    report = confidence_report(scores, EvaluateParams())
+    assert set(report["ci"]) == {"base", "policy", "champion"}
+    assert set(report["paired"]) == {"policy-base", "policy-champion"}
+    diff = report["paired"]["policy-champion"]["multi_if.average"]
+    assert diff["n"] == 20 and diff["ci_low"] <= diff["mean"] <= diff["ci_high"]
+    assert report["power"]["wider_than_target"]  # 20-30 units cannot give +-5 points: flagged
+    assert report["bootstrap"]["units"] == {"ifeval": "prompts", "multi_if": "sessions"}
+    no_champion = confidence_report({k: v for k, v in scores.items() if k != "champion"}, EvaluateParams())
+    assert set(no_champion["paired"]) == {"policy-base"}

@@ -151,3 +151,118 @@ def test_cap_per_session_is_reproducible() -> None:
     capped = cap_per_session(pairs, 3, random.Random(0))
     assert len(capped) == 3 and capped == cap_per_session(pairs, 3, random.Random(0))
     assert cap_per_session(pairs, 100, random.Random(0)) == pairs
+
+
+# --- finished responses only, same caps for both builders, equal budgets, reversed rules reach the model ---
+
+def two_turn_samples(truncated: set[tuple[int, int]] = frozenset()) -> tuple[Session, list[Sample]]:
+    """TEXTS answered in both turns of one session; (turn, sample_idx) in ``truncated`` hit the token cap."""
+    session = Session(session_id="s1", system="You are a guide.", system_constraints=SPECS,
+                      turns=[Turn(user="Tell me about rivers."), Turn(user="And lakes?")], split="train", seed=1)
+    samples = []
+    for turn in (0, 1):
+        for index, text in enumerate(TEXTS):
+            response = Response(session_id="s1", turn=turn, sample_idx=index, history=[], text=text, model="m",
+                                sampler=SamplerInfo(backend="hf", temperature=1.0, seed=0),
+                                finish_reason="length" if (turn, index) in truncated else "stop",
+                                prompt_tokens=5, completion_tokens=5)
+            verdict, reason = judge_response(session, response, ReverseParams())
+            assert verdict is not None, reason
+            samples.append(Sample(response, verdict))
+    return session, samples
+
+
+def write_stage_inputs(root, session: Session, samples: list[Sample]):
+    from reverso.io import write_jsonl
+
+    paths = root / "sessions.jsonl", root / "responses.jsonl", root / "verdicts.jsonl"
+    write_jsonl(paths[0], [session])
+    write_jsonl(paths[1], [s.response for s in samples])
+    write_jsonl(paths[2], [s.verdict for s in samples])
+    return paths
+
+
+def stage_texts(out_dir) -> set[str]:
+    import json
+
+    texts = set()
+    for path in out_dir.rglob("*.jsonl"):
+        if "quarantine" in path.name:
+            continue
+        for line in path.read_text().splitlines():
+            pair = json.loads(line)
+            texts |= {pair["chosen"][0]["content"], pair["rejected"][0]["content"]}
+    return texts
+
+
+def test_truncated_responses_never_become_pairs_and_are_counted(tmp_path) -> None:
+    from reverso.config import PairsParams
+    from reverso.pairs import pairs as run_stage
+
+    session, samples = two_turn_samples(truncated={(0, 0), (1, 0)})
+    inputs = write_stage_inputs(tmp_path, session, samples)
+    metrics = run_stage(PairsParams(), *inputs, tmp_path / "pairs", tmp_path / "pairs.json", tmp_path / "reports")
+    assert TEXTS[0] not in stage_texts(tmp_path / "pairs")  # the cut-off reply is neither chosen nor rejected
+    assert metrics["truncated_left_out"] == 2 and metrics["responses_used"] == len(samples) - 2
+    accounted = metrics["responses_used"] + metrics["truncated_left_out"] + metrics["verdicts_quarantined"]
+    assert metrics["verdicts_in"] == accounted
+    assert metrics["rpo"]["pairs"] > 0 and metrics["dpo"]["pairs"] > 0
+
+    allowed = run_stage(PairsParams(allow_truncated=True), *inputs, tmp_path / "all", tmp_path / "all.json",
+                        tmp_path / "reports2")
+    assert TEXTS[0] in stage_texts(tmp_path / "all") and allowed["truncated_left_out"] == 0
+
+
+def test_finished_only_keeps_groups_and_counts() -> None:
+    from reverso.pairs import finished_only
+
+    _, samples = two_turn_samples(truncated={(0, 1)})
+    groups = {("s1", 0): samples[:5], ("s1", 1): samples[5:]}
+    kept, left_out = finished_only(groups, allow_truncated=False)
+    assert left_out == 1 and [s.response.sample_idx for s in kept[("s1", 0)]] == [0, 2, 3, 4]
+    assert finished_only(groups, allow_truncated=True) == (groups, 0)
+
+
+def test_caps_apply_to_both_builders_alike() -> None:
+    from reverso.config import PairsParams
+    from reverso.pairs import build_pair_sets
+
+    session, samples = two_turn_samples()
+    groups = {("s1", 0): samples[:5], ("s1", 1): samples[5:]}
+    free, dropped = build_pair_sets(PairsParams(), {"s1": session}, groups)
+    assert len(free["dpo"]) == 2 and len(free["rpo"]) > 2 and dropped == {"rpo": 0, "dpo": 0}
+    capped, dropped = build_pair_sets(PairsParams(max_pairs_per_session=1), {"s1": session}, groups)
+    assert len(capped["rpo"]) == 1 and len(capped["dpo"]) == 1  # the baseline is capped too
+    assert dropped == {"rpo": len(free["rpo"]) - 1, "dpo": 1}
+    again, _ = build_pair_sets(PairsParams(max_pairs_per_session=1), {"s1": session}, groups)
+    assert again == capped
+
+
+def test_equalize_gives_both_sets_the_same_size_per_split() -> None:
+    from reverso.pairs import equalize
+
+    session, samples = make_samples()
+    rpo = rpo_pairs(session, samples, 1)
+    dpo = [dpo_pair(session, samples)] * 3
+    gated = {"rpo": (rpo, ["train"] * (len(rpo) - 2) + ["eval"] * 2, list(range(len(rpo)))),
+             "dpo": (dpo, ["train", "train", "eval"], None)}
+    out, dropped = equalize(gated, seed=7)
+    for name in ("rpo", "dpo"):
+        assert [out[name][1].count(split) for split in ("train", "eval")] == [2, 1]
+    assert dropped == {"rpo": len(rpo) - 3, "dpo": 0}
+    assert all(p in rpo for p in out["rpo"][0]) and out["rpo"][2] == [rpo.index(p) for p in out["rpo"][0]]
+    assert equalize(gated, seed=7) == (out, dropped)
+
+
+def test_sessions_without_rendered_rules_are_refused_for_rpo(tmp_path) -> None:
+    from reverso.config import PairsParams
+    from reverso.io import DataError
+    from reverso.pairs import pairs as run_stage
+
+    session, samples = make_samples()
+    unrendered = session.model_copy(update={"render_rules": False})
+    with pytest.raises(ValueError, match="render_rules"):
+        rpo_pairs(unrendered, samples, 3)
+    inputs = write_stage_inputs(tmp_path, unrendered, samples)
+    with pytest.raises(DataError, match="render_rules: false.*s1"):
+        run_stage(PairsParams(), *inputs, tmp_path / "pairs", tmp_path / "pairs.json", tmp_path / "reports")

@@ -38,3 +38,32 @@ def test_summary_without_held_out_pairs_or_later_stages(tmp_path: Path) -> None:
     text = render_summary(tmp_path)
     assert "3 steps, mean loss 0.7000" in text and "held-out" not in text
     assert "eval:" not in text and "promotion:" not in text
+
+
+def test_summary_states_the_ci_behind_the_promotion_decision(tmp_path: Path) -> None:
+    diff = {"mean": 0.041, "ci_low": 0.012, "ci_high": 0.07, "n": 400, "confidence": 0.95}
+    write(tmp_path / "metrics/eval.json", {
+        "base": {"multi_if": {"average": 0.30}}, "policy": {"multi_if": {"average": 0.341}},
+        "paired": {"policy-base": {"multi_if.average": diff}}, "suite_sizes": {"multi_if": 400},
+        "power": {"target_halfwidth": 0.05, "max_halfwidth": 0.031, "wider_than_target": []},
+        "not_scored": {"policy.official_sysbench": "3 of 3 criteria have no verdict"}})
+    write(tmp_path / "metrics/promotion.json", {"promote": True, "reason": "wins", "metric": "multi_if.average",
+                                                "vs_base": diff, "vs_champion": None})
+    text = render_summary(tmp_path)
+    assert "paired diff +0.041 [+0.012, +0.070] (95% CI, n=400)" in text
+    assert "eval size: multi_if 400; widest headline CI +-0.031" in text
+    assert "multi_if.average vs base: +0.041 [+0.012, +0.070] (95% CI, n=400)" in text
+    assert "not scored: policy.official_sysbench" in text
+
+
+def test_summary_points_at_the_inspector_mlflow_run_and_prefect_flow_run(tmp_path: Path) -> None:
+    write(tmp_path / "metrics/train.json", {"steps": 3, "train_loss": 0.7, "version": "4", "run_id": "r1",
+                                            "held_out": {}})
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/index.html").write_text("<html></html>")
+    write(tmp_path / ".reverso/flow-run.json", {"flow": "reverso-pipeline", "name": "bold-fox", "id": "f-1",
+                                                "ui_url": None, "api_url": None})
+    text = render_summary(tmp_path)
+    assert f"Inspector:  {(tmp_path / 'reports/index.html').resolve()}" in text
+    assert "MLflow:     run r1, model version 4 (@challenger)" in text
+    assert "Prefect:    flow run bold-fox (f-1) of reverso-pipeline, ephemeral Prefect API" in text

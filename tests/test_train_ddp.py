@@ -19,7 +19,7 @@ def test_two_process_cpu_ddp_ranks_agree(tiny_model_dir: Path, tmp_path: Path) -
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "ACCELERATE_USE_CPU": "true"}
     command = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2",
                "-m", "reverso.cli", "train", "--model", str(tiny_model_dir), "-S", "train.max_steps=3",
-               "-S", "train.batch_size=1", "-S", "train.max_length=64"]
+               "-S", "train.batch_size=1", "-S", "train.max_length=64", "-S", "pairs.max_length=64"]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics/train.json").read_text())

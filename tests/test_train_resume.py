@@ -27,7 +27,10 @@ def write_pairs(root: Path) -> None:
     for split, count in (("train", 8), ("eval", 0)):
         path = root / "data/pairs/rpo" / f"{split}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = [Pair.model_validate({**PAIR, "session_id": f"s{i}"}).model_dump_json() for i in range(count)]
+        # distinct prompts: train refuses duplicate pairs, as the pairs gate does
+        rows = [Pair.model_validate({**PAIR, "session_id": f"s{i}", "prompt": [
+            PAIR["prompt"][0], {"role": "user", "content": f"Name color number {i}."}]}).model_dump_json()
+            for i in range(count)]
         path.write_text("".join(r + "\n" for r in rows))
 
 
@@ -37,7 +40,7 @@ def test_killed_training_resumes_from_checkpoint(tiny_model_dir: Path, tmp_path:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     command = [str(Path(sys.executable).parent / "reverso"), "train", "--model", str(tiny_model_dir),
                "-S", "train.max_steps=60", "-S", "train.save_steps=5", "-S", "train.batch_size=1",
-               "-S", "train.max_length=64"]
+               "-S", "train.max_length=64", "-S", "pairs.max_length=64"]
     first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = tmp_path / ".reverso/checkpoints"
     deadline = time.monotonic() + 300

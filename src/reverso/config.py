@@ -55,14 +55,35 @@ class ModelParams(_Section):
         return self
 
 
+class EngineParams(_Section):
+    """The CPU inference engine (CTranslate2) behind generation backend ``engine``; see docs/benchmarks.md."""
+
+    # int8 was fastest on these AVX2 cores (float32: ~1.5x slower per CPU-second).
+    compute_type: Literal["int8", "int8_float32", "float32"] = "int8"
+    # Single-threaded generators running at once: on few cores this beats one generator with
+    # several intra-op threads. Keep replicas x threads_per_replica = the core count.
+    replicas: int = Field(2, ge=1)
+    threads_per_replica: int = Field(1, ge=1)
+    # Greedy decoding: prompts per engine call (sorted by length). Sampling always puts one
+    # prompt per call, so its n samples share one prefill.
+    greedy_batch: int = Field(4, ge=1)
+    # Converted models, one folder per weights digest (+ engine version + compute type).
+    cache_dir: str = ".reverso/engine"
+
+
 class SamplerParams(_Section):
     """How responses are sampled from the policy."""
 
-    backend: Literal["hf", "vllm", "openai"] = "hf"
+    # engine: CTranslate2 on CPU (default); hf: transformers generate (the reference);
+    # vllm / openai: GPU and server scale-out.
+    backend: Literal["engine", "hf", "vllm", "openai"] = "engine"
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(96, ge=1)
-    batch_size: int = Field(16, ge=1)
+    # Room for a finished answer: at 96 most SmolLM2 replies to ~10-rule prompts were cut off, and a
+    # cut-off reply is never used as a pair (pairs.allow_truncated); metrics/collect.json has truncation_rate.
+    max_new_tokens: int = Field(384, ge=1)
+    batch_size: int = Field(16, ge=1)  # hf backend: rows (prompts x samples) per generate call
+    engine: EngineParams = EngineParams()
     # openai backend only: the key is read from this environment variable, never from params.
     base_url: str | None = None
     api_key_env: str = "REVERSO_SAMPLER_API_KEY"
@@ -95,6 +116,10 @@ class CollectParams(_Section):
     def _one_source(self) -> CollectParams:
         if self.sessions_file and self.hf_dataset:
             raise ValueError("set at most one of collect.sessions_file and collect.hf_dataset")
+        if self.sampler.temperature == 0 and self.samples_per_turn > 1:
+            raise ValueError(
+                f"collect.sampler.temperature 0 is greedy decoding: its {self.samples_per_turn} samples per turn "
+                "(collect.samples_per_turn) would be identical and give no pairs; use a temperature > 0")
         return self
 
 
@@ -126,11 +151,18 @@ class PairsParams(_Section):
     """``pairs``: build RPO pairs and the count-based DPO baseline."""
 
     g_min: int = Field(3, ge=1)  # paper: 3
+    # Caps apply to both builders alike, so the arms differ only in how pairs are chosen.
     max_pairs_per_turn: int | None = Field(None, ge=1)
     max_pairs_per_session: int | None = Field(None, ge=1)  # balance long sessions against short ones
-    # Token budget of prompt + response; keep equal to train.max_length (TRL no longer truncates
-    # prompts for you). Longer pairs are set aside in the quarantine file with their length.
-    max_length: int | None = Field(512, ge=16)
+    # Token budget of prompt + response; at most train.max_length (checked at load: the trainer would
+    # silently truncate longer pairs). Longer pairs are set aside in the quarantine file with their length.
+    max_length: int = Field(512, ge=16)
+    # A reply cut off by max_new_tokens (finish_reason "length") is judged on a fragment and would be
+    # trained with an end-of-turn token; such replies are left out (and counted) unless this is true.
+    allow_truncated: bool = False
+    # Equal budgets for the ablation: subsample the larger pair set (per split, with seed) to the
+    # smaller one's size, so RPO and the DPO baseline train on as many pairs (and steps).
+    equalize: bool = False
     seed: int = 7
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
 
@@ -146,10 +178,14 @@ class LoraParams(_Section):
 class TrainParams(_Section):
     """``train``: the RPO objective and its optimiser."""
 
-    pairs: Literal["rpo", "dpo"] = "rpo"  # which pair set to train on (dpo = paper baseline)
+    # rpo: reversed pairs + margin · dpo: count-based pairs, gamma 0 (plain DPO, the paper's baseline)
+    # · rpo_no_margin: reversed pairs, gamma 0 (the paper's margin ablation). See ARM_PAIRS.
+    arm: Literal["rpo", "dpo", "rpo_no_margin"] = "rpo"
     beta: float = Field(0.1, gt=0.0)
-    gamma: float = Field(0.05, ge=0.0)  # 0 reproduces plain DPO
-    margin_mode: Literal["paper", "released"] = "paper"
+    gamma: float = Field(0.05, ge=0.0)  # margin weight of the rpo arm; the other arms use 0
+    # released (the authors' code): beta*(Delta - gamma*g); paper: beta*Delta - gamma*g. The paper's
+    # gamma equals beta * the released gamma (0.1 * 0.05 = 0.005 by default).
+    margin_mode: Literal["paper", "released"] = "released"
     learning_rate: float = Field(5e-4, gt=0.0)
     epochs: float = Field(1.0, gt=0.0)  # paper: 3
     max_steps: int = -1
@@ -164,17 +200,45 @@ class TrainParams(_Section):
     logging_steps: int = Field(1, ge=1)
     # Checkpoints live in .reverso/checkpoints/ (outside DVC outs, which DVC deletes before a
     # rerun); a killed run resumes from the newest one with the same data and params.
-    save_steps: int = Field(50, ge=1)
+    # 4: the default run has ~16 steps, so a killed default run resumes instead of restarting; LoRA
+    # checkpoints are a few MB each and only the newest two are kept.
+    save_steps: int = Field(4, ge=1)
     seed: int = 42
     lora: LoraParams = LoraParams()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_pairs(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "pairs" in data:
+            raise ValueError("train.pairs was replaced by train.arm: rpo | dpo | rpo_no_margin "
+                             "(dpo trains the count-based pairs without the margin)")
+        return data
+
+    @property
+    def pair_set(self) -> str:
+        """Which pair set (data/pairs/<set>/) this arm trains on."""
+        return ARM_PAIRS[self.arm]
+
+    @property
+    def margin_gamma(self) -> float:
+        """The gamma the loss applies: train.gamma for the rpo arm, 0 (plain DPO loss) otherwise."""
+        return self.gamma if self.arm == "rpo" else 0.0
+
+
+# arm -> pair set; only the rpo arm applies the margin (TrainParams.margin_gamma).
+ARM_PAIRS = {"rpo": "rpo", "dpo": "dpo", "rpo_no_margin": "rpo"}
+
 
 class SuiteSizes(_Section):
-    """Prompts (ifeval) or sessions (multi_if, sysbench) per generated suite; 0 turns one off."""
+    """Prompts (ifeval) or sessions (multi_if, sysbench) per generated suite; 0 turns one off.
 
-    ifeval: int = Field(16, ge=0)
-    multi_if: int = Field(6, ge=0)
-    sysbench: int = Field(4, ge=0)
+    Sized for a 95 % CI of at most about +-5 points on each headline metric (docs/evaluation.md):
+    400 units bound any proportion's half-width by 4.9 points; a SysBench session averages 5 turns.
+    """
+
+    ifeval: int = Field(400, ge=0)
+    multi_if: int = Field(400, ge=0)
+    sysbench: int = Field(300, ge=0)
 
 
 class OfficialFiles(_Section):
@@ -184,6 +248,31 @@ class OfficialFiles(_Section):
     multi_if: str | None = None  # Multi-IF CSV
     ifbench: str | None = None  # IFBench test JSONL
     sysbench: str | None = None  # SysBench-style JSON
+
+
+class EvaluateJudge(_Section):
+    """``evaluate.judge``: who judges soft criteria (SysBench files); without one they are "not scored"."""
+
+    @model_validator(mode="after")
+    def _settings(self) -> EvaluateJudge:
+        if self.backend == "openai" and not (self.base_url and self.model):
+            raise ValueError("evaluate.judge.base_url and evaluate.judge.model are required for backend 'openai'")
+        if self.backend == "hf" and not self.model:
+            raise ValueError("evaluate.judge.model (a local model folder) is required for backend 'hf'")
+        return self
+
+    backend: Literal["none", "hf", "openai"] = "none"
+    base_url: str | None = None  # openai: any OpenAI-compatible endpoint
+    model: str | None = None  # openai: model name; hf: local model folder
+    api_key_env: str = "REVERSO_JUDGE_API_KEY"  # the key is read from this env var, never stored
+    trust_remote_code: bool = False
+
+
+class BootstrapParams(_Section):
+    """``evaluate.bootstrap``: percentile bootstrap over prompts/sessions for every CI."""
+
+    resamples: int = Field(2000, ge=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
 
 
 class EvaluateParams(_Section):
@@ -196,8 +285,19 @@ class EvaluateParams(_Section):
     sysbench_turns: int = Field(5, ge=1, le=8)
     sysbench_constraints: int = Field(3, ge=1, le=8)
     official: OfficialFiles = OfficialFiles()
-    max_new_tokens: int = Field(96, ge=1)
-    batch_size: int = Field(16, ge=1)
+    # Room for a finished answer (as collect.sampler): a cut-off reply fails end/JSON/length rules.
+    max_new_tokens: int = Field(384, ge=1)
+    batch_size: int = Field(16, ge=1)  # hf backend
+    # Greedy decoding of every model (base, policy, champion) on the same backend.
+    backend: Literal["engine", "hf"] = "engine"
+    engine: EngineParams = EngineParams()
+    judge: EvaluateJudge = EvaluateJudge()
+    bootstrap: BootstrapParams = BootstrapParams()
+    # The report flags a headline metric whose 95 % CI is wider than +- this (suites too small).
+    target_halfwidth: float = Field(0.05, gt=0.0, le=0.5)
+    # Also answer the suites with the current @champion, so challenger vs champion is a paired
+    # difference on the same prompts in the same run (promote refuses evidence from another champion).
+    with_champion: bool = True
 
     @model_validator(mode="after")
     def _ordered_range(self) -> EvaluateParams:
@@ -215,13 +315,47 @@ class RegistryParams(_Section):
 
 
 class PromoteParams(_Section):
-    """``promote``: champion/challenger gate."""
+    """``promote``: champion/challenger gate on paired bootstrap CIs from one evaluate run."""
 
-    # Multi-IF-style average over turns, as the paper reports; any key of metrics/eval.json works.
+    # Multi-IF-style average over turns, as the paper reports; any suite metric with a CI works.
     primary_metric: str = "multi_if.average"
-    min_delta: float = Field(0.0, ge=0.0)  # the challenger must beat base and champion by more than this
-    # No other suite's headline metric may drop by more than this versus the base model.
+    # The lower CI bound of (challenger - base) and of (challenger - champion) must exceed this.
+    min_delta: float = Field(0.0, ge=0.0)
+    # No other suite's headline metric may plausibly drop by more: the upper CI bound of the drop
+    # (reference - challenger) versus base and champion must stay at or below this.
     max_regression: float = Field(0.05, ge=0.0)
+
+
+class StudyParams(_Section):
+    """``study``: the replication study — arms x seeds from the same pairs, one evaluation run."""
+
+    # dpo: count-based pairs, gamma 0 · rpo: reversed pairs + margin · rpo_no_margin: reversed pairs, gamma 0
+    arms: list[Literal["dpo", "rpo", "rpo_no_margin"]] = ["dpo", "rpo", "rpo_no_margin"]
+    seeds: list[int] = [1, 2, 3]  # train.seed per replicate (LoRA init + data order)
+    # test: the reported suites (evaluate.seed) · validation: a disjoint draw of the same generators,
+    # the only split to tune on.
+    split: Literal["test", "validation"] = "test"
+    validation_seed: int = 4242
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    bootstrap: int = Field(2000, ge=100)  # bootstrap resamples over prompts/sessions
+    primary_suite: str = "multi_if"  # the suite whose headline metric the study's goal is stated on
+    # What runs `study train-arm` in the DVC stage: `reverso`, or `accelerate launch ... -m reverso.cli`.
+    train_launcher: str = "reverso"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> StudyParams:
+        if len(set(self.arms)) != len(self.arms) or not self.arms:
+            raise ValueError("study.arms must be a non-empty list without repeats")
+        if len(set(self.seeds)) != len(self.seeds) or not self.seeds:
+            raise ValueError("study.seeds must be a non-empty list without repeats")
+        return self
+
+
+class InspectParams(_Section):
+    """``inspect``: the static inspector site (reports/*.html) and metrics/headline.json."""
+
+    rows_per_page: int = Field(50, ge=5, le=1000)  # pairs rendered per page; filters run over all of them
+    log_to_mlflow: bool = True  # attach the pages to the training run (metrics/train.json run_id)
 
 
 class Params(_Section):
@@ -233,6 +367,18 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     registry: RegistryParams = RegistryParams()
     promote: PromoteParams = PromoteParams()
+    study: StudyParams = StudyParams()
+    inspect: InspectParams = InspectParams()
+
+    @model_validator(mode="after")
+    def _lengths_agree(self) -> Params:
+        # Checked across sections: pairs longer than train.max_length would be truncated without notice.
+        if self.pairs.max_length > self.train.max_length:
+            raise ValueError(
+                f"pairs.max_length ({self.pairs.max_length}) must be at most train.max_length "
+                f"({self.train.max_length}): the trainer would silently truncate longer pairs; "
+                "set both to the same value")
+        return self
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -256,8 +402,11 @@ def parse_override(text: str) -> tuple[str, Any]:
 def _format_error(path: Path, err: ValidationError) -> str:
     lines = [f"{path}: invalid parameters"]
     for item in err.errors():
-        field = ".".join(str(p) for p in item["loc"])
-        lines.append(f"  {field}: {item['msg']} (got {item.get('input')!r})")
+        field = ".".join(str(p) for p in item["loc"]) or "params"
+        message = item["msg"].removeprefix("Value error, ")
+        # A whole section's (or file's) dump says nothing that the validator's message does not.
+        got = "" if isinstance(item.get("input"), dict) else f" (got {item.get('input')!r})"
+        lines.append(f"  {field}: {message}{got}")
     return "\n".join(lines)
 
 
@@ -281,3 +430,26 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = 
         return Params.model_validate(tree)
     except ValidationError as err:
         raise ConfigError(_format_error(path, err)) from None
+
+
+def recipe_overrides(path: str | Path) -> list[str]:
+    """A recipe file (params sections, e.g. configs/study/paper-8b.yaml) as ``section.field=value`` overrides."""
+    path = Path(path)
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read recipe: {exc}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: a recipe is a mapping of params sections")
+
+    def walk(node: dict[str, Any], prefix: str) -> list[str]:
+        found: list[str] = []
+        for key, value in node.items():
+            if isinstance(value, dict) and value:
+                found += walk(value, f"{prefix}{key}.")
+            else:
+                text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+                found.append(f"{prefix}{key}={text}")
+        return found
+
+    return walk(tree, "")  # validated with the workspace's params when applied

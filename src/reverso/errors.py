@@ -12,6 +12,8 @@ def KNOWN_ERRORS() -> tuple[type[BaseException], ...]:  # noqa: N802 - reads lik
     from reverso.registry import RegistryError
 
     from reverso.orchestration import PipelineError
+    from reverso.locks import WorkspaceBusy
+    from reverso.tracking import TrackingUnreachable
 
     return (ConfigError, ConstraintError, DataError, ValidationFailed, ModelSourceError, RegistryError,
-            PipelineError, FileNotFoundError)
+            PipelineError, FileNotFoundError, WorkspaceBusy, TrackingUnreachable)

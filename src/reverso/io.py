@@ -2,21 +2,31 @@
 
 Bad rows are never dropped silently: each goes to ``<output>.quarantine.jsonl`` with its source
 file, line number and reason, and every stage reports ``in == out + quarantined``.
+
+Reading is hostile-input safe: a UTF-8 byte-order mark and CRLF line ends are accepted; invalid
+UTF-8, NUL bytes, over-long lines (``MAX_LINE_BYTES``), bad or too deeply nested JSON, duplicate
+keys and non-object rows are quarantined with the line number; nothing raises but a missing or
+wholly unusable (UTF-16) file. Writing is atomic (temporary file + rename) and a full disk is a
+one-line ``DataError``.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 RowT = TypeVar("RowT", bound=BaseModel)
+MAX_LINE_BYTES = 1 << 20  # one JSONL row; a longer line is quarantined without being held in memory
+RAW_KEEP = 2000  # characters of a bad row kept in the quarantine file
+BOM = b"\xef\xbb\xbf"
 
 
 class DataError(ValueError):
@@ -29,9 +39,13 @@ class Quarantined:
     line: int
     reason: str
     raw: str
+    field: str = ""  # dotted path of the offending field, when one field is at fault
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "line": self.line, "reason": self.reason, "raw": self.raw}
+        data = {"source": self.source, "line": self.line, "reason": self.reason, "raw": self.raw[:RAW_KEEP]}
+        if self.field:
+            data["field"] = self.field
+        return data
 
 
 @dataclass
@@ -45,12 +59,85 @@ class ReadResult(Generic[RowT]):
         return len(self.rows) + len(self.quarantined)
 
 
-def _describe_validation(err: ValidationError) -> str:
-    parts = []
+def _describe_validation(err: ValidationError) -> tuple[str, str]:
+    """(first field, reason) of a pydantic error, reasons naming every field at fault."""
+    parts, fields = [], []
     for item in err.errors():
         where = ".".join(str(p) for p in item["loc"]) or "<row>"
+        fields.append(where)
         parts.append(f"field {where}: {item['msg']}")
-    return "; ".join(parts)
+    return (fields[0] if fields else ""), "; ".join(parts)
+
+
+def _readline_bounded(handle: IO[bytes]) -> tuple[bytes, bool]:
+    """One line of at most MAX_LINE_BYTES; (line, too_long). An over-long rest is skipped, not stored."""
+    line = handle.readline(MAX_LINE_BYTES + 1)
+    if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+        return line, False
+    while True:  # discard the remainder of the over-long line chunk by chunk
+        rest = handle.readline(MAX_LINE_BYTES)
+        if not rest or rest.endswith(b"\n"):
+            return line, True
+
+
+def iter_text_lines(path: str | Path) -> Iterator[tuple[int, str | None, str]]:
+    """``(line number, text, problem)`` for every non-blank line.
+
+    When ``problem`` is set the line is unusable and ``text`` is only a printable excerpt of it.
+
+    Raises DataError only when the file is missing or unusable as a whole.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: input file does not exist (run the previous stage first)")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a JSONL file")
+    with path.open("rb") as handle:
+        head = handle.read(4)
+        if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise DataError(f"{path}: file is UTF-16 encoded; save it as UTF-8 (JSON Lines)")
+        handle.seek(len(BOM) if head.startswith(BOM) else 0)  # a UTF-8 BOM is an editor's mark, not data
+        number = 0
+        while True:
+            raw_bytes, too_long = _readline_bounded(handle)
+            if not raw_bytes:
+                return
+            number += 1
+            excerpt = raw_bytes[:RAW_KEEP].decode("utf-8", errors="replace").replace("\x00", "\\x00")
+            if too_long:
+                yield number, excerpt, f"line longer than the limit of {MAX_LINE_BYTES} bytes"
+                continue
+            if b"\x00" in raw_bytes:
+                yield number, excerpt, "contains NUL bytes (binary data, not a JSON line)"
+                continue
+            try:
+                text = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, excerpt, f"not UTF-8: {exc}"
+                continue
+            if text.strip():  # blank lines (and CR-only lines) are layout, not rows
+                yield number, text, ""
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"duplicate key {key!r} in one object")
+        data[key] = value
+    return data
+
+
+def parse_json_text(text: str) -> tuple[Any, str]:
+    """(value, problem): strict JSON (no duplicate keys, bounded nesting), never raises."""
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys), ""
+    except json.JSONDecodeError as exc:
+        return None, f"bad JSON: {exc}"
+    except RecursionError:
+        return None, "bad JSON: nested too deeply"
+    except ValueError as exc:  # duplicate keys, over-long integers
+        return None, f"bad JSON: {exc}"
 
 
 def read_rows(
@@ -63,40 +150,37 @@ def read_rows(
     ``check`` may add semantic validation: it returns a reason string to quarantine the row.
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: input file does not exist (run the previous stage first)")
     result: ReadResult[RowT] = ReadResult()
-    with path.open("rb") as handle:
-        for number, raw_bytes in enumerate(handle, start=1):
-            try:
-                raw = raw_bytes.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                text = raw_bytes.decode("utf-8", errors="replace")
-                result.quarantined.append(Quarantined(str(path), number, f"not UTF-8: {exc}", text))
-                continue
-            if not raw.strip():
-                continue  # blank lines are layout, not rows
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                result.quarantined.append(Quarantined(str(path), number, f"bad JSON: {exc}", raw))
-                continue
-            if not isinstance(data, dict):
-                reason = f"row must be a JSON object, got {type(data).__name__}"
-                result.quarantined.append(Quarantined(str(path), number, reason, raw))
-                continue
-            try:
-                row = model.model_validate(data)
-            except ValidationError as err:
-                reason = _describe_validation(err)
-                result.quarantined.append(Quarantined(str(path), number, reason, raw))
-                continue
+    for number, raw, problem in iter_text_lines(path):
+        if problem:
+            result.quarantined.append(Quarantined(str(path), number, problem, raw))
+            continue
+        data, problem = parse_json_text(raw)
+        if problem:
+            result.quarantined.append(Quarantined(str(path), number, problem, raw))
+            continue
+        if not isinstance(data, dict):
+            reason = f"row must be a JSON object, got {type(data).__name__}"
+            result.quarantined.append(Quarantined(str(path), number, reason, raw))
+            continue
+        try:
+            row = model.model_validate(data)
+        except ValidationError as err:
+            where, reason = _describe_validation(err)
+            result.quarantined.append(Quarantined(str(path), number, reason, raw, where))
+            continue
+        except RecursionError:
+            result.quarantined.append(Quarantined(str(path), number, "row nested too deeply", raw))
+            continue
+        try:
             reason = check(row) if check else None
-            if reason:
-                result.quarantined.append(Quarantined(str(path), number, reason, raw))
-                continue
-            result.rows.append(row)
-            result.lines.append(number)
+        except Exception as exc:  # a checker must never turn one bad row into a crash of the stage
+            reason = f"could not check row: {type(exc).__name__}: {exc}"
+        if reason:
+            result.quarantined.append(Quarantined(str(path), number, reason, raw))
+            continue
+        result.rows.append(row)
+        result.lines.append(number)
     return result
 
 
@@ -105,21 +189,51 @@ def _dump(row: BaseModel | dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=False)
 
 
-def write_jsonl(path: str | Path, rows: Iterable[BaseModel | dict[str, Any]]) -> int:
-    """Write rows atomically (temp file + rename) so a crash never leaves half a file."""
+def disk_full_error(path: str | Path, exc: OSError) -> DataError:
+    return DataError(f"no space left on the device while writing {path} ({exc.strerror}); free space "
+                     f"on {Path(path).resolve().parent} and rerun: nothing half-written was kept")
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[str]], None]) -> None:
+    """Write through a temporary file beside ``path``, then rename: readers never see half a file.
+
+    A full disk (ENOSPC, EDQUOT) becomes a DataError naming the file; the temporary file is removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full_error(path, exc) from None
+        raise
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(_dump(row) + "\n")
-                count += 1
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full_error(path, exc) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_jsonl(path: str | Path, rows: Iterable[BaseModel | dict[str, Any]]) -> int:
+    """Write rows atomically (temp file + rename) so a crash never leaves half a file."""
+    count = 0
+
+    def write(handle: IO[str]) -> None:
+        nonlocal count
+        for row in rows:
+            handle.write(_dump(row) + "\n")
+            count += 1
+
+    atomic_write(path, write)
     return count
 
 
@@ -152,6 +266,6 @@ def enforce_quarantine_limit(stage: str, total: int, quarantined: int, limit: fl
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    """A JSON document (metrics, reports), written atomically."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda handle: handle.write(text))

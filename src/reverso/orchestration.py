@@ -7,7 +7,6 @@ workspace's DVC at once (the second waits, or fails fast with a clear message).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import subprocess
@@ -20,11 +19,13 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
+from reverso import locks
 from reverso.telemetry import OFFLINE_ENV
 
-STAGES = ("prepare-model", "collect", "reverse", "pairs", "train", "evaluate", "promote")
+STAGES = ("prepare-model", "collect", "reverse", "pairs", "train", "evaluate", "promote", "inspect")
 TRANSIENT = re.compile(r"unable to acquire lock|lock.*is held|connection (refused|reset)|timed? ?out", re.I)
 LOCK_FILE = Path(".reverso/pipeline.lock")
+SIGNALLED = re.compile(r"exited with (-\d+|1[3-5]\d)\b")
 
 
 class PipelineError(RuntimeError):
@@ -45,6 +46,24 @@ def stage_env() -> dict[str, str]:
 def dvc_executable() -> str:
     local = Path(sys.executable).parent / "dvc"
     return str(local) if local.exists() else "dvc"
+
+
+def describe_exit(code: int, output: str) -> str:
+    """How a stage ended: "killed (SIGKILL)" for a signal, even when DVC reports it as exit 255."""
+    import signal
+
+    number = -code if code < 0 else None
+    if number is None:  # DVC prints the child's status: "exited with -9" or a shell's 128 + signal
+        found = SIGNALLED.findall(output)
+        if found:
+            value = int(found[-1])
+            number = -value if value < 0 else value - 128 if value > 128 else None
+    if number:
+        try:
+            return f"killed ({signal.Signals(number).name})"
+        except ValueError:
+            return f"killed (signal {number})"
+    return f"exit {code}"
 
 
 def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -77,31 +96,26 @@ def dvc_repro(stage: str, workspace: str, force: bool = False) -> str:
     if code != 0:
         text = "\n".join(tail)
         error = TransientStageError if TRANSIENT.search(text) else PipelineError
-        raise error(f"stage {stage!r} failed (exit {code}); last output:\n{text}")
+        raise error(f"stage {stage!r} failed ({describe_exit(code, text)}); last output:\n{text}")
     return "\n".join(tail[-3:])
 
 
 @contextmanager
-def workspace_lock(workspace: Path, wait: bool, timeout_s: float = 3600) -> Iterator[None]:
-    """One pipeline per workspace: DVC itself fails when two repro runs overlap."""
+def workspace_lock(workspace: Path, wait: bool, timeout_s: float | None = None) -> Iterator[None]:
+    """One pipeline per workspace: DVC itself fails when two repro runs overlap.
+
+    The second run prints what it waits for (command, pid, since when) and gives up after
+    ``timeout_s`` (default ``REVERSO_LOCK_TIMEOUT``, 3600 s); with ``wait=False`` it refuses at once.
+    """
     path = workspace / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not wait or time.monotonic() > deadline:
-                    raise PipelineError(
-                        f"another reverso pipeline is running in {workspace.resolve()} (lock {path}); "
-                        "wait for it or run with on_busy='wait'") from None
-                time.sleep(2)
-        try:
+    busy = (lambda holder: f"another reverso pipeline is running in {workspace.resolve()}: {holder} holds {path}; "
+                           "wait for it or run with on_busy='wait'")
+    try:
+        with locks.hold(path, " ".join(["reverso", *sys.argv[1:]]) or "reverso pipeline", wait=wait,
+                        timeout_s=timeout_s, busy=busy, notify=print):
             yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    except locks.WorkspaceBusy as exc:
+        raise PipelineError(str(exc)) from None
 
 
 def apply_overrides(workspace: Path, overrides: list[str]) -> None:
@@ -138,6 +152,24 @@ def _notify_failure(flow: Any, flow_run: Any, state: Any) -> None:
             print(f"failure webhook {url} unreachable: {exc}")
 
 
+FLOW_RUN_FILE = Path(".reverso/flow-run.json")
+
+
+def record_flow_run(workspace: Path) -> None:
+    """Note which Prefect flow run is driving the stages; the summary and the inspector print it."""
+    import json
+
+    from prefect.runtime import flow_run
+
+    ui_url = str(getattr(flow_run, "ui_url", None) or "")
+    info = {"flow": flow_run.flow_name, "name": flow_run.name, "id": str(flow_run.id),
+            # no UI behind the ephemeral API: Prefect then builds "None/flow-runs/..."
+            "ui_url": ui_url if ui_url.startswith("http") else None, "api_url": os.environ.get("PREFECT_API_URL")}
+    path = workspace / FLOW_RUN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
 @flow(name="reverso-pipeline", log_prints=True, on_failure=[_notify_failure])
 def pipeline_flow(stages: list[str] | None = None, force: bool = False, overrides: list[str] | None = None,
                   workspace: str = ".", on_busy: str = "wait") -> list[str]:
@@ -149,6 +181,7 @@ def pipeline_flow(stages: list[str] | None = None, force: bool = False, override
     root = Path(workspace)
     with workspace_lock(root, wait=on_busy == "wait"):
         apply_overrides(root, overrides or [])
+        record_flow_run(root)
         for stage in [s for s in STAGES if s in chosen]:
             dvc_repro(stage, str(root), force)
     return chosen
@@ -178,3 +211,46 @@ def run_pipeline_flow(workspace: Path, stages: list[str] | None, force: bool, ov
             raise
         except Exception as exc:
             raise PipelineError(f"pipeline flow {state.name}: {exc}") from exc
+
+
+STUDY_SHARED = ("prepare-model", "collect", "reverse", "pairs")
+
+
+def study_items(workspace: Path) -> list[str]:
+    """The study's DVC stage items in run order, from the workspace's params."""
+    from reverso.config import load_params
+
+    study = load_params(workspace / "params.yaml").study
+    names = [f"{arm}-{seed}" for arm in study.arms for seed in study.seeds]
+    return ([f"study-train@{n}" for n in names] + ["study-evaluate-base"]
+            + [f"study-evaluate@{n}" for n in names] + ["study-report"])
+
+
+@flow(name="reverso-study", log_prints=True, on_failure=[_notify_failure])
+def study_flow(overrides: list[str] | None = None, workspace: str = ".", force: bool = False,
+               on_busy: str = "wait") -> dict[str, str]:
+    """Shared stages once, then every arm x seed's training and evaluation, then the report."""
+    root = Path(workspace)
+    started = time.monotonic()
+    status: dict[str, str] = {}
+    with workspace_lock(root, wait=on_busy == "wait"):
+        apply_overrides(root, overrides or [])
+        for stage in [*STUDY_SHARED, *study_items(root)]:
+            tail = dvc_repro(stage, str(root), force and stage.startswith("study-"))
+            skipped = "didn't change, skipping" in tail or "is cached - skipping" in tail
+            status[stage] = "skipped (already finished)" if skipped else "ran"
+            print(f"{stage}: {status[stage]}")
+    print(f"study finished in {time.monotonic() - started:.0f} s")
+    return status
+
+
+def run_study_flow(workspace: Path, overrides: list[str], force: bool = False) -> dict[str, str]:
+    state = study_flow(overrides=overrides, workspace=str(workspace), force=force, return_state=True)
+    if not state.is_completed():
+        try:
+            state.result()
+        except PipelineError:
+            raise
+        except Exception as exc:
+            raise PipelineError(f"study flow {state.name}: {exc}") from exc
+    return state.result()

@@ -61,9 +61,18 @@ def _load_gguf(params: ModelParams) -> tuple[Any, Any]:
 def _load_hf(params: ModelParams) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    path = str(params.hf_path)
+    if path.startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():  # a path, not a hub id
+        raise ModelSourceError(f"model.hf_path {path!r}: no such folder (set -S model.hf_path=<a local HF model "
+                               "folder> or a hub id available offline)")
     common = {"trust_remote_code": params.trust_remote_code}
-    tokenizer = AutoTokenizer.from_pretrained(params.hf_path, **common)
-    model = AutoModelForCausalLM.from_pretrained(params.hf_path, use_safetensors=True, **common)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **common)
+        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, **common)
+    except (OSError, ValueError) as exc:  # missing files, no safetensors weights, offline hub id, remote code
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelSourceError(f"model.hf_path {path!r} cannot be loaded as a safetensors model: "
+                               f"{first[:300]}") from None
     return model, tokenizer
 
 

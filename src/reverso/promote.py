@@ -1,14 +1,23 @@
-"""promote: the champion/challenger gate. ``@champion`` moves only when the challenger wins.
+"""promote: the champion/challenger gate. ``@champion`` moves only on evidence.
 
-The challenger must beat the base model and the current champion on the primary metric by more
-than ``promote.min_delta``, and regress no other suite's headline metric by more than
-``promote.max_regression`` versus the base. The decision and its numbers are recorded as tags on the challenger
-version; the alias move is the last step. ``dry_run`` decides and reports, changing nothing.
+Evidence is what ``evaluate`` measured in one run: paired bootstrap CIs of (challenger - base) and,
+when a champion existed, (challenger - champion) on the same prompts (the ``eval.evidence`` tag on
+the challenger version). The challenger is promoted when
+
+- the lower CI bound of both differences on ``promote.primary_metric`` is above ``min_delta``, and
+- no other suite's headline metric plausibly regresses by more than ``max_regression``: the upper
+  CI bound of the drop (reference - challenger) stays at or below it, versus base and champion.
+
+Evidence paired against a champion that no longer holds the alias is refused (re-run evaluate).
+The alias move is a compare-and-set: if ``@champion`` moved while deciding, the gate re-decides
+against the new holder instead of overwriting it. Decision, CIs and sample sizes go to the version's
+tags, the challenger's MLflow run and ``metrics/promotion.json``. ``dry_run`` changes nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,66 +25,115 @@ from reverso import registry as reg
 from reverso.config import PromoteParams, RegistryParams
 from reverso.io import write_json
 
+ATTEMPTS = 3  # compare-and-set rounds before giving up on a champion that keeps moving
+
 
 @dataclass(frozen=True)
 class Decision:
     promote: bool
     reason: str
     metric: str
-    challenger_version: str | None
-    challenger: float | None
-    base: float | None
-    champion_version: str | None
-    champion: float | None
+    challenger_version: str | None = None
+    champion_version: str | None = None  # @champion when the decision was taken
+    evaluated_against: str | None = None  # the champion the evidence was paired against
+    vs_base: dict[str, Any] | None = None  # {mean, ci_low, ci_high, n, confidence}
+    vs_champion: dict[str, Any] | None = None
+    regressions: list[str] = field(default_factory=list)
+    suite_sizes: dict[str, int] = field(default_factory=dict)
+    min_delta: float = 0.0
+    max_regression: float = 0.0
 
 
-def _metric(version: Any, who: str, metric: str) -> float | None:
-    value = (version.tags or {}).get(f"eval.{who}.{metric}") if version is not None else None
-    return float(value) if value is not None else None
+def _evidence(version: Any) -> dict[str, Any] | None:
+    raw = (version.tags or {}).get("eval.evidence") if version is not None else None
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
 
 
-def regressions(version: Any, primary: str, limit: float) -> list[str]:
-    """Headline metrics of other suites where the challenger drops below base by more than ``limit``."""
-    from reverso.evaluate.metrics import HEADLINE
+def _ci_text(diff: dict[str, Any]) -> str:
+    level = f"{100 * diff.get('confidence', 0.95):.0f}% CI"
+    return f"{diff['mean']:+.4f} ({level} [{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}], n={diff['n']})"
 
+
+def headline_metrics(evidence: dict[str, Any]) -> list[str]:
+    from reverso.evaluate.scoring import headline_keys
+
+    return headline_keys(list(evidence.get("suite_sizes") or {}))
+
+
+def regressions(evidence: dict[str, Any], primary: str, limit: float) -> list[str]:
+    """Other suites' headline metrics whose drop may exceed ``limit`` (upper CI bound of the drop)."""
     found = []
-    for metric in HEADLINE.values():
-        policy, base = _metric(version, "policy", metric), _metric(version, "base", metric)
-        if metric != primary and policy is not None and base is not None and policy < base - limit:
-            found.append(f"{metric} {policy:.4f} < base {base:.4f} - {limit}")
+    for label, diffs in (evidence.get("paired") or {}).items():
+        reference = label.split("-", 1)[1]
+        for metric in headline_metrics(evidence):
+            diff = diffs.get(metric)
+            if metric == primary or not diff or diff.get("ci_low") is None:
+                continue
+            worst_drop = -diff["ci_low"]
+            if worst_drop > limit:
+                found.append(f"{metric} vs {reference}: drop up to {worst_drop:.4f} > {limit} ({_ci_text(diff)})")
     return found
-
-
-def _version(version: Any) -> str | None:
-    return str(version.version) if version is not None else None
 
 
 def decide(params: PromoteParams, model_name: str) -> Decision:
     challenger = reg.alias_version(model_name, reg.CHALLENGER)
-    champion = reg.alias_version(model_name, reg.CHAMPION)
-    metric = params.primary_metric
-    chal_score, base_score = _metric(challenger, "policy", metric), _metric(challenger, "base", metric)
-    champ_score = _metric(champion, "policy", metric)
-    common = {"metric": metric, "challenger_version": _version(challenger),
-              "challenger": chal_score, "base": base_score,
-              "champion_version": _version(champion), "champion": champ_score}
+    champion = reg.version_str(reg.alias_version(model_name, reg.CHAMPION))
+    metric, evidence = params.primary_metric, _evidence(challenger)
+    paired = (evidence or {}).get("paired") or {}
+    common: dict[str, Any] = {
+        "metric": metric, "challenger_version": reg.version_str(challenger), "champion_version": champion,
+        "evaluated_against": (evidence or {}).get("champion_version"),
+        "vs_base": (paired.get("policy-base") or {}).get(metric),
+        "vs_champion": (paired.get("policy-champion") or {}).get(metric),
+        "suite_sizes": (evidence or {}).get("suite_sizes") or {},
+        "min_delta": params.min_delta, "max_regression": params.max_regression}
+    version = common["challenger_version"]
     if challenger is None:
         return Decision(False, f"no version of {model_name!r} has alias @{reg.CHALLENGER}", **common)
-    if chal_score is None or base_score is None:
-        return Decision(False, f"challenger v{challenger.version} has no eval metric {metric!r}: run evaluate", **common)
-    if champion is not None and str(champion.version) == str(challenger.version):
-        return Decision(False, f"v{challenger.version} is already @{reg.CHAMPION}", **common)
-    if chal_score <= base_score + params.min_delta:
-        return Decision(False, f"{metric} {chal_score:.4f} does not beat base {base_score:.4f} "
-                               f"by more than {params.min_delta}", **common)
-    if champ_score is not None and chal_score <= champ_score + params.min_delta:
-        return Decision(False, f"{metric} {chal_score:.4f} does not beat champion v{champion.version} "
-                               f"{champ_score:.4f} by more than {params.min_delta}", **common)
-    dropped = regressions(challenger, metric, params.max_regression)
+    if evidence is None:
+        return Decision(False, f"challenger v{version} has no paired evaluation evidence: run evaluate", **common)
+    if champion == version:
+        return Decision(False, f"v{version} is already @{reg.CHAMPION}", **common)
+    if common["evaluated_against"] != champion:
+        against = common["evaluated_against"]
+        return Decision(False, f"@{reg.CHAMPION} is {'v' + champion if champion else 'unset'} but v{version} was "
+                               f"evaluated against {'v' + against if against else 'no champion'}: re-run evaluate "
+                               "so both answer the same prompts in one run", **common)
+    checks = [("base", common["vs_base"])] + ([(f"champion v{champion}", common["vs_champion"])] if champion else [])
+    for reference, diff in checks:
+        if not diff or diff.get("ci_low") is None:
+            return Decision(False, f"{metric} has no paired CI versus {reference} (not scored, or not a suite "
+                                   "metric): see metrics/eval.json", **common)
+        if diff["ci_low"] <= params.min_delta:
+            return Decision(False, f"{metric} vs {reference}: {_ci_text(diff)}; the lower bound is not above "
+                                   f"min_delta {params.min_delta}", **common)
+    dropped = regressions(evidence, metric, params.max_regression)
     if dropped:
-        return Decision(False, "regresses another suite: " + "; ".join(dropped), **common)
-    return Decision(True, f"{metric} {chal_score:.4f} beats base {base_score:.4f}"
-                          + (f" and champion {champ_score:.4f}" if champ_score is not None else ""), **common)
+        return Decision(False, "regresses another suite: " + "; ".join(dropped), **common, regressions=dropped)
+    won = "; ".join(f"vs {reference} {_ci_text(diff)}" for reference, diff in checks if diff)
+    return Decision(True, f"{metric} {won}: lower bound above min_delta {params.min_delta}", **common)
+
+
+def _record(registry: RegistryParams, decision: Decision) -> None:
+    """Tags on the challenger version and tags/metrics on its training run."""
+    payload = json.dumps({k: v for k, v in asdict(decision).items() if k != "reason"}, sort_keys=True)
+    reg.tag_version(registry.model_name, decision.challenger_version, {
+        "promotion.decision": "promoted" if decision.promote else "rejected",
+        "promotion.reason": decision.reason, "promotion.evidence": payload})
+    run_id = reg.client().get_model_version(registry.model_name, decision.challenger_version).run_id
+    if not run_id:
+        return
+    metrics = {f"promotion.{ref}.{part}": diff[part] for ref, diff in (("vs_base", decision.vs_base),
+               ("vs_champion", decision.vs_champion)) if diff for part in ("mean", "ci_low", "ci_high", "n")
+               if diff.get(part) is not None}
+    metrics["promotion.promoted"] = float(decision.promote)
+    client = reg.client()
+    for key, value in metrics.items():
+        reg.with_retries(lambda k=key, v=value: client.log_metric(run_id, k, float(v)), f"metric {key}")
+    reg.with_retries(lambda: client.set_tag(run_id, "promotion.reason", decision.reason[:5000]), "promotion tag")
 
 
 def promote(
@@ -83,13 +141,23 @@ def promote(
     dry_run: bool = False, workspace: str | Path = ".",
 ) -> Decision:
     reg.setup(registry.experiment, workspace)
-    decision = decide(params, registry.model_name)
-    if not dry_run and decision.challenger_version is not None:
-        reg.tag_version(registry.model_name, decision.challenger_version, {
-            "promotion.decision": "promoted" if decision.promote else "rejected",
-            "promotion.reason": decision.reason})
-        if decision.promote:
-            reg.set_alias(registry.model_name, reg.CHAMPION, decision.challenger_version)  # last step
+    attempts = 0
+    for attempts in range(1, ATTEMPTS + 1):
+        decision = decide(params, registry.model_name)
+        if dry_run or decision.challenger_version is None:
+            break
+        if not decision.promote:
+            _record(registry, decision)
+            break
+        # compare-and-set: only while @champion is still the one the evidence was paired against
+        if reg.set_alias_if(registry.model_name, reg.CHAMPION, decision.challenger_version,
+                            expected=decision.champion_version):
+            _record(registry, decision)
+            break
+    else:
+        decision = Decision(False, f"@{reg.CHAMPION} kept moving during {ATTEMPTS} attempts; re-run evaluate",
+                            decision.metric, decision.challenger_version, decision.champion_version)
+        _record(registry, decision)
     if out is not None:
-        write_json(out, {**asdict(decision), "dry_run": dry_run})
+        write_json(out, {**asdict(decision), "dry_run": dry_run, "attempts": attempts})
     return decision

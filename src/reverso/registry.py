@@ -113,6 +113,34 @@ def alias_version(name: str, alias: str) -> Any | None:
         return None
 
 
+def version_str(version: Any | None) -> str | None:
+    return str(version.version) if version is not None else None
+
+
+def set_alias_if(name: str, alias: str, version: str, expected: str | None) -> bool:
+    """Compare-and-set: point ``alias`` at ``version`` only while it still points at ``expected``.
+
+    MLflow has no atomic alias update, so this re-reads the alias immediately before writing; a
+    caller that gets False must re-decide with the new holder instead of overwriting it.
+    """
+    if version_str(alias_version(name, alias)) != expected:
+        return False
+    set_alias(name, alias, version)
+    return True
+
+
+def download_adapter(name: str, version: str) -> Path:
+    """The LoRA adapter folder of a registered version, downloaded from its artifact location."""
+    import mlflow
+
+    found = with_retries(lambda: client().get_model_version(name, version), f"version {version}")
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=found.source))
+    adapter = next(local.rglob("adapter_config.json"), None)
+    if adapter is None:
+        raise RegistryError(f"version {version} of {name}: no adapter in {found.source}")
+    return adapter.parent
+
+
 def tag_version(name: str, version: str, tags: dict[str, Any]) -> None:
     mlflow_client = client()
     for key, value in tags.items():

@@ -14,6 +14,23 @@ def _load(path: Path) -> dict[str, Any]:
         return {}
 
 
+def _interval(diff: dict[str, Any]) -> str:
+    """``+0.041 [+0.012, +0.070] (95% CI, n=400)``, or "not scored"."""
+    if diff.get("mean") is None or diff.get("ci_low") is None:
+        return "not scored"
+    level = f"{100 * diff.get('confidence', 0.95):.0f}% CI"
+    return f"{diff['mean']:+.3f} [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}] ({level}, n={diff.get('n')})"
+
+
+def _confidence_note(evaluation: dict[str, Any]) -> str:
+    power = evaluation.get("power") or {}
+    widest = power.get("max_halfwidth")
+    note = f"; widest headline CI +-{widest:.3f}" if widest is not None else ""
+    if power.get("wider_than_target"):
+        note += f" (above target {power['target_halfwidth']}: {', '.join(power['wider_than_target'])})"
+    return note
+
+
 def render_summary(workspace: str | Path = ".") -> str:
     root = Path(workspace)
     pairs, train = _load(root / "metrics/pairs.json"), _load(root / "metrics/train.json")
@@ -33,12 +50,41 @@ def render_summary(workspace: str | Path = ".") -> str:
         from reverso.evaluate.metrics import HEADLINE, flatten
 
         base, policy = flatten(evaluation["base"]), flatten(evaluation["policy"])
+        paired = (evaluation.get("paired") or {}).get("policy-base") or {}
         for metric in HEADLINE.values():
-            if metric in base:
-                lines.append(f"eval:      {metric:<22} base {base[metric]:.3f} -> policy {policy[metric]:.3f}")
+            if metric in base and metric in policy:
+                diff = paired.get(metric)
+                lines.append(f"eval:      {metric:<22} base {base[metric]:.3f} -> policy {policy[metric]:.3f}"
+                             + (f", paired diff {_interval(diff)}" if diff else ""))
+        sizes = evaluation.get("suite_sizes")
+        if sizes:
+            lines.append("eval size: " + ", ".join(f"{suite} {n}" for suite, n in sizes.items())
+                         + _confidence_note(evaluation))
+        if evaluation.get("not_scored"):
+            lines.append("not scored: " + "; ".join(f"{k}: {v}" for k, v in evaluation["not_scored"].items()))
     if promotion:
         verdict = "promoted to @champion" if promotion.get("promote") else "not promoted"
         lines.append(f"promotion: {verdict}: {promotion.get('reason')}")
-    lines += ["", "MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then open http://127.0.0.1:5000)",
+        for label in ("vs_base", "vs_champion"):
+            diff = promotion.get(label)
+            if diff:
+                lines.append(f"           {promotion.get('metric')} {label.replace('_', ' ')}: {_interval(diff)}")
+    lines += ["", *_where_to_look(root, train),
+              "MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then open http://127.0.0.1:5000)",
               "Plots:      plots/train_curves.png, plots/eval_per_constraint.png; report: plots/eval_report.md"]
     return "\n".join(lines)
+
+
+def _where_to_look(root: Path, train: dict[str, Any]) -> list[str]:
+    """The inspector site, the MLflow run and model version, and the Prefect flow run, when they exist."""
+    lines = []
+    site = root / "reports/index.html"
+    if site.exists():
+        lines.append(f"Inspector:  {site.resolve()}  (offline; open in a browser)")
+    if train.get("run_id"):
+        lines.append(f"MLflow:     run {train['run_id']}, model version {train.get('version', '?')} (@challenger)")
+    flow_run = _load(root / ".reverso/flow-run.json")
+    if flow_run.get("id"):
+        where = flow_run.get("ui_url") or ("ephemeral Prefect API" if not flow_run.get("api_url") else flow_run["api_url"])
+        lines.append(f"Prefect:    flow run {flow_run.get('name')} ({flow_run['id']}) of {flow_run.get('flow')}, {where}")
+    return lines

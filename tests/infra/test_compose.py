@@ -35,7 +35,8 @@ def test_dependencies_wait_for_health() -> None:
 
 def test_mlflow_uses_postgres_and_served_s3_artifacts() -> None:
     command = " ".join(COMPOSE["services"]["mlflow"]["command"])
-    assert "--backend-store-uri=postgresql://" in command and "--serve-artifacts" in command
+    # explicit driver: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which the image does not ship
+    assert "--backend-store-uri=postgresql+psycopg2://" in command and "--serve-artifacts" in command
     assert "--artifacts-destination=s3://" in command
 
 

@@ -7,25 +7,25 @@ from pathlib import Path
 from typing import Any
 
 from reverso import constraints as engine
-from reverso.collect.samplers import GenerationSettings, HFSampler, OpenAISampler, Sampler, VLLMSampler
-from reverso.collect.sessions import build_sessions, load_seed, load_user_sessions
+from reverso.collect.resume import PROGRESS_DIR, Progress, fingerprint
+from reverso.collect.sessions import build_sessions, fit_context, load_seed, read_user_sessions
 from reverso.config import CollectParams, SamplerParams
 from reverso.contracts import Message, Response, SamplerInfo, Session
+from reverso.generation import GenerationSettings, Sampler
+from reverso.generation import make_sampler as build_sampler
+from reverso.generation.hf import HFSampler
 from reverso.io import DataError, enforce_quarantine_limit, write_json, write_jsonl, write_quarantine
 from reverso.prompts import as_dicts, session_constraints, turn_messages
 
 
-def make_sampler(params: SamplerParams, model_dir: str | Path) -> Sampler:
-    if params.backend == "openai":
-        if not params.base_url or not params.model_name:
-            raise ValueError("collect.sampler.base_url and collect.sampler.model_name are required for backend=openai")
-        return OpenAISampler(params.base_url, params.model_name, params.api_key_env)
-    if params.backend == "vllm":
-        return VLLMSampler(str(model_dir))
-    from reverso.prepare_model import load_model_and_tokenizer
+__all__ = ["PROGRESS_DIR", "collect", "make_sampler", "sample_responses"]
 
-    model, tokenizer = load_model_and_tokenizer(model_dir)
-    return HFSampler(model, tokenizer, batch_size=params.batch_size)
+
+def make_sampler(params: SamplerParams, model_dir: str | Path) -> Sampler:
+    """The policy sampler ``collect.sampler.backend`` names (engine | hf | vllm | openai)."""
+    if params.backend == "openai" and (not params.base_url or not params.model_name):
+        raise ValueError("collect.sampler.base_url and collect.sampler.model_name are required for backend=openai")
+    return build_sampler(params.backend, model_dir, engine=params.engine, batch_size=params.batch_size, server=params)
 
 
 def best_sample(session: Session, turn: int, texts: list[str]) -> int:
@@ -36,31 +36,58 @@ def best_sample(session: Session, turn: int, texts: list[str]) -> int:
     return max(range(len(texts)), key=lambda i: (scores[i], -i))
 
 
-def sample_responses(sessions: list[Session], sampler: Sampler, params: CollectParams, model_name: str) -> list[Response]:
-    """Sample turn by turn; each session's next turn sees its best response so far as history."""
+def _batch_prompts(sampler: Sampler, params: CollectParams) -> int:
+    """Prompts per resumable batch: one HF generate batch (so the seeds match an unbatched run);
+    engines that batch internally (vLLM, servers) get larger batches."""
+    per_batch = max(1, params.sampler.batch_size // params.samples_per_turn)
+    return per_batch if isinstance(sampler, HFSampler) else max(per_batch, 64)
+
+
+def sample_responses(sessions: list[Session], sampler: Sampler, params: CollectParams, model_name: str,
+                     progress: Progress | None = None) -> list[Response]:
+    """Sample turn by turn, batch by batch; each session's next turn sees its best response so far.
+
+    With ``progress``, each finished batch is recorded before the next starts, and batches an
+    interrupted attempt recorded are reused instead of sampled again.
+    """
     sampler_params = params.sampler
     histories: dict[str, list[Message]] = {s.session_id: [] for s in sessions}
     rows: list[Response] = []
+    size = _batch_prompts(sampler, params)
     for turn in range(max(len(s.turns) for s in sessions)):
         active = [s for s in sessions if turn < len(s.turns)]
-        conversations = [as_dicts(turn_messages(s, turn, histories[s.session_id])) for s in active]
-        settings = GenerationSettings(sampler_params.temperature, sampler_params.top_p,
-                                      sampler_params.max_new_tokens, params.seed + turn)
-        outputs = sampler.generate(conversations, params.samples_per_turn, settings)
         info = SamplerInfo(backend=sampler.name, temperature=sampler_params.temperature,
-                           seed=settings.seed, top_p=sampler_params.top_p)
-        for session, completions in zip(active, outputs, strict=True):
-            history = list(histories[session.session_id])
-            for index, completion in enumerate(completions):
-                rows.append(Response(
-                    session_id=session.session_id, turn=turn, sample_idx=index, history=history,
-                    text=completion.text, model=model_name, sampler=info,
-                    finish_reason=completion.finish_reason, prompt_tokens=completion.prompt_tokens,
-                    completion_tokens=completion.completion_tokens,
-                ))
-            best = completions[best_sample(session, turn, [c.text for c in completions])]
-            histories[session.session_id] = [*history, Message(role="user", content=session.turns[turn].user),
-                                             Message(role="assistant", content=best.text)]
+                           seed=params.seed + turn, top_p=sampler_params.top_p)
+        for start in range(0, len(active), size):
+            part = active[start : start + size]
+            saved = progress.get(turn, start) if progress else None
+            if saved is None:
+                conversations = [as_dicts(turn_messages(s, turn, histories[s.session_id])) for s in part]
+                settings = GenerationSettings(sampler_params.temperature, sampler_params.top_p,
+                                              sampler_params.max_new_tokens, params.seed + turn + start)
+                outputs = sampler.generate(conversations, params.samples_per_turn, settings)
+                batch: list[Response] = []
+                best: dict[str, str] = {}
+                for session, completions in zip(part, outputs, strict=True):
+                    history = list(histories[session.session_id])
+                    for index, completion in enumerate(completions):
+                        batch.append(Response(
+                            session_id=session.session_id, turn=turn, sample_idx=index, history=history,
+                            text=completion.text, model=model_name, sampler=info,
+                            finish_reason=completion.finish_reason, prompt_tokens=completion.prompt_tokens,
+                            completion_tokens=completion.completion_tokens,
+                        ))
+                    chosen = best_sample(session, turn, [c.text for c in completions])
+                    best[session.session_id] = completions[chosen].text
+                if progress is not None:
+                    progress.record(turn, start, batch, best)
+            else:
+                batch, best = saved
+            rows += batch
+            for session in part:
+                histories[session.session_id] = [*histories[session.session_id],
+                                                 Message(role="user", content=session.turns[turn].user),
+                                                 Message(role="assistant", content=best[session.session_id])]
     return rows
 
 
@@ -72,31 +99,45 @@ def collect(
     responses_out: str | Path,
     metrics_out: str | Path,
     sampler: Sampler | None = None,
+    progress_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run the collect stage; returns (and writes) its metrics."""
+    """Run the collect stage; returns (and writes) its metrics.
+
+    Sessions too long for the model's context are quarantined before sampling; sampled batches are
+    recorded in ``progress_dir`` (the CLI uses ``PROGRESS_DIR``) so a killed run resumes; the outputs are written together at the end.
+    """
     if params.sessions_file or params.hf_dataset:
         source = params.sessions_file or params.hf_dataset
-        sessions, quarantined = load_user_sessions(source, hf_dataset=bool(params.hf_dataset))
-        write_quarantine(sessions_out, quarantined)
-        enforce_quarantine_limit("collect", len(sessions) + len(quarantined), len(quarantined),
-                                 params.max_quarantine_fraction)
-        if not sessions:
-            raise DataError(f"{source}: no valid sessions (see {sessions_out} quarantine file)")
+        loaded = read_user_sessions(source, hf_dataset=bool(params.hf_dataset))
+        sessions, quarantined, lines = loaded.rows, loaded.quarantined, loaded.lines
     else:
         corpus = load_seed(seed_dir)
         quarantined = corpus.quarantined
-        write_quarantine(sessions_out, quarantined)
+        source = str(sessions_out)
         sessions = build_sessions(
             corpus, "train", params.sessions, params.seed, turns=params.turns,
             system_constraints=params.system_constraints, turn_constraints=params.turn_constraints,
             cumulative=params.cumulative, eval_fraction=params.eval_fraction,
             soft_constraints=params.soft_constraints,
         )
-    write_jsonl(sessions_out, sessions)
+        lines = list(range(1, len(sessions) + 1))
+    sessions, too_long = fit_context(sessions, lines, source, model_dir, params.sampler.max_new_tokens)
+    quarantined = [*quarantined, *too_long]
+    write_quarantine(sessions_out, quarantined)
+    if params.sessions_file or params.hf_dataset:
+        enforce_quarantine_limit("collect", len(sessions) + len(quarantined), len(quarantined),
+                                 params.max_quarantine_fraction)
+    if not sessions:
+        raise DataError(f"{source}: no valid sessions (see {sessions_out} quarantine file)")
     started = time.perf_counter()
     sampler = sampler or make_sampler(params.sampler, model_dir)
-    responses = sample_responses(sessions, sampler, params, model_name=str(model_dir))
+    progress = (Progress.for_run(Path(progress_dir), fingerprint(sessions, params, model_dir, sampler.name))
+                if progress_dir is not None else None)
+    if progress is not None and progress.done:
+        print(f"collect: resuming: {len(progress.done)} batches already sampled ({progress.path})")
+    responses = sample_responses(sessions, sampler, params, model_name=str(model_dir), progress=progress)
     elapsed = time.perf_counter() - started
+    write_jsonl(sessions_out, sessions)
     write_jsonl(responses_out, responses)
     tokens = sum(r.completion_tokens for r in responses)
     metrics = {
@@ -105,7 +146,27 @@ def collect(
         "input_rows_quarantined": len(quarantined),
         "completion_tokens": tokens,
         "tokens_per_second": round(tokens / elapsed, 2) if elapsed else 0.0,
-        "truncated_responses": sum(r.finish_reason == "length" for r in responses),
+        **length_metrics(responses, params.sampler.max_new_tokens),
     }
     write_json(metrics_out, metrics)
+    if progress is not None:
+        progress.finish()
     return metrics
+
+
+def length_metrics(responses: list[Response], max_new_tokens: int) -> dict[str, Any]:
+    """How many replies hit the token cap (pairs leave them out) and how long replies run."""
+    lengths = sorted(r.completion_tokens for r in responses)
+    truncated = sum(r.finish_reason == "length" for r in responses)
+
+    def quantile(q: float) -> int:
+        return lengths[min(len(lengths) - 1, int(q * len(lengths)))] if lengths else 0
+
+    return {
+        "truncated_responses": truncated,
+        "truncation_rate": round(truncated / len(responses), 4) if responses else 0.0,
+        "max_new_tokens": max_new_tokens,
+        "completion_tokens_mean": round(sum(lengths) / len(lengths), 1) if lengths else 0.0,
+        "completion_tokens_p50": quantile(0.5),
+        "completion_tokens_p95": quantile(0.95),
+    }

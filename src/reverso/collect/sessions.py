@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reverso import constraints as engine
 from reverso.contracts import ConstraintSpec, Session, Turn
-from reverso.io import DataError, Quarantined, read_rows
+from reverso.io import DataError, Quarantined, ReadResult, read_rows
 
 
 class Persona(BaseModel):
@@ -130,41 +130,117 @@ def build_sessions(
     return sessions
 
 
-def load_user_sessions(path: str | Path, hf_dataset: bool = False) -> tuple[list[Session], list[Quarantined]]:
-    """Sessions a user supplies (JSONL in the contract, or a local HF dataset), validated row by row."""
+def read_user_sessions(path: str | Path, hf_dataset: bool = False) -> ReadResult[Session]:
+    """Sessions a user supplies (JSONL in the contract, or a local HF dataset), validated row by row.
+
+    The same reader serves ``collect`` and ``reverso validate sessions``: a row is quarantined for
+    its schema, a size limit (``reverso.limits``), a duplicate session_id, an unknown constraint id or
+    bad kwargs, a constraint listed twice, or rules that contradict each other. Text in a row is
+    data: nothing in it is followed as an instruction or a path.
+    """
     if not hf_dataset:
-        result = read_rows(path, Session, check=_duplicate_checker())
-        return result.rows, result.quarantined
+        return read_rows(path, Session, check=_session_checker())
     import json as _json
     import tempfile
 
-    from datasets import load_from_disk
+    try:
+        from datasets import load_from_disk
 
-    dataset = load_from_disk(str(path))
+        dataset = load_from_disk(str(path))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"collect.hf_dataset {str(path)!r}: not a dataset saved with save_to_disk ({exc})") from None
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as handle:
         for row in dataset:
             handle.write(_json.dumps(row, default=str) + "\n")
-    result = read_rows(handle.name, Session, check=_duplicate_checker())
-    Path(handle.name).unlink(missing_ok=True)
+    try:
+        result = read_rows(handle.name, Session, check=_session_checker())
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
     for item in result.quarantined:
         item.source = f"{path} (row {item.line - 1})"
+    return result
+
+
+def load_user_sessions(path: str | Path, hf_dataset: bool = False) -> tuple[list[Session], list[Quarantined]]:
+    """``read_user_sessions`` as (valid sessions, quarantined rows)."""
+    result = read_user_sessions(path, hf_dataset)
     return result.rows, result.quarantined
 
 
-def _duplicate_checker():  # noqa: ANN202 - a small closure
+def _session_checker():  # noqa: ANN202 - a small closure
+    from reverso.limits import session_problem
+    from reverso.prompts import session_constraints
+
     seen: set[str] = set()
 
     def check(session: Session) -> str | None:
+        too_big = session_problem(session)
+        if too_big:
+            return too_big
         if session.session_id in seen:
-            return f"duplicate session_id {session.session_id!r}"
+            return f"session_id: duplicate {session.session_id!r}"
         seen.add(session.session_id)
         for index in range(len(session.turns)):
             try:
-                from reverso.prompts import session_constraints
-
-                session_constraints(session, index)
+                active = session_constraints(session, index)
             except engine.ConstraintError as exc:
-                return f"turn {index}: {exc}"
+                return f"turns.{index}.constraints: {exc}"
+            repeated = sorted({c.id for c in active if active.count(c) > 1})
+            if repeated:
+                return f"turns.{index}.constraints: constraint {repeated[0]!r} is listed more than once"
+            conflicts = engine.find_conflicts(active)
+            if conflicts:
+                return f"turns.{index}.constraints: rules contradict each other: {'; '.join(conflicts[:3])}"
         return None
 
     return check
+
+
+def context_problems(sessions: list[Session], tokenizer: object, context: int,
+                     max_new_tokens: int) -> dict[str, str]:
+    """session_id -> reason, for sessions whose prompts cannot fit the model's context window.
+
+    The bound is the last turn's full prompt (rules, every user turn, one empty assistant message per
+    earlier turn) plus ``max_new_tokens`` per turn for the generated answers.
+    """
+    from reverso.contracts import Message
+    from reverso.prompts import as_dicts, turn_messages
+
+    problems = {}
+    for session in sessions:
+        last = len(session.turns) - 1
+        history = [m for t in session.turns[:last] for m in (Message(role="user", content=t.user),
+                                                            Message(role="assistant", content=""))]
+        messages = as_dicts(turn_messages(session, last, history))
+        prompt = tokenizer.apply_chat_template(messages, tokenize=False,  # type: ignore[attr-defined]
+                                               add_generation_prompt=True)
+        tokens = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])  # type: ignore[operator]
+        needed = tokens + max_new_tokens * len(session.turns)
+        if needed > context:
+            problems[session.session_id] = (f"session needs about {needed:,} tokens (prompts + {max_new_tokens} new "
+                                            f"tokens per turn) but the model's context is {context:,}")
+    return problems
+
+
+def fit_context(sessions: list[Session], lines: list[int], source: str | Path, model_dir: str | Path,
+                max_new_tokens: int) -> tuple[list[Session], list[Quarantined]]:
+    """Quarantine sessions too long for the model's context, before any generation is attempted.
+
+    Needs only the tokenizer and ``config.json`` of ``model_dir``; without them nothing is checked.
+    """
+    import json as _json
+
+    root = Path(model_dir)
+    if not (root / "config.json").is_file() or not (root / "tokenizer_config.json").is_file():
+        return sessions, []
+    context = _json.loads((root / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings")
+    if not isinstance(context, int):
+        return sessions, []
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(root))
+    problems = context_problems(sessions, tokenizer, context, max_new_tokens)
+    kept = [s for s in sessions if s.session_id not in problems]
+    dropped = [Quarantined(str(source), line, problems[s.session_id], s.session_id, "turns")
+               for s, line in zip(sessions, lines, strict=True) if s.session_id in problems]
+    return kept, dropped

@@ -2,7 +2,8 @@
 
 Everything else handles constraints as specs (``{"id": ..., "kwargs": {...}}``) and calls the
 functions below: ``parse``, ``check_all``, ``reverse``, ``describe``, ``sample_set``,
-``render_instructions``.
+``render_instructions``, ``find_conflicts`` (why a set contradicts itself) and ``build_witness``
+(a response that passes every constraint of a set: the proof that it does not).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from reverso.constraints import soft, types_basic, types_extra, types_ifeval  # noqa: F401  (registers the types)
+from reverso.constraints.conflicts import find_conflicts
 from reverso.constraints.base import (
     REGISTRY,
     CheckContext,
@@ -30,7 +32,7 @@ from reverso.constraints.base import (
 __all__ = [
     "CheckContext", "Constraint", "ConstraintError", "Verdict", "parse", "make", "check", "check_all",
     "check_all_loose", "reverse", "describe", "sample_set", "render_instructions", "list_types",
-    "is_verifiable", "stable_rng",
+    "is_verifiable", "is_reversible", "stable_rng", "find_conflicts", "build_witness",
 ]
 
 
@@ -54,6 +56,12 @@ def _typed(constraint: Constraint) -> tuple[ConstraintType, Any]:
 
 def is_verifiable(constraint: Constraint) -> bool:
     return get_type(constraint.id).verifiable
+
+
+def is_reversible(constraint: Constraint) -> bool:
+    """False for types whose complement has no faithful English (never sampled; docs/constraints.md)."""
+    base_id = constraint.id.removeprefix("not:")
+    return get_type(base_id).reversible
 
 
 def check(constraint: Constraint, response: str, context: CheckContext | None = None) -> Verdict:
@@ -151,22 +159,29 @@ def sample_set(
 ) -> list[Constraint]:
     """Sample ``count`` mutually compatible verifiable constraints (also compatible with ``existing``).
 
-    Greedy over a shuffled pool; a few reshuffles get past draws where an early pick (say, JSON
-    output) rules out too many others. Raises ConstraintError if no compatible set is found.
+    A candidate joins the set only if it shares no exclusive group with the set (``compatible``)
+    and no mix of originals and reverses would contradict (``find_conflicts(any_reversal=True)``):
+    the reverse stage may reverse any subset. Greedy over a shuffled pool; a few reshuffles get
+    past draws where an early pick (say, JSON output) rules out too many others. Raises
+    ConstraintError if no compatible set is found.
     """
     ctx = context or CheckContext()
-    pool = sorted(cid for cid, ctype in REGISTRY.items() if ctype.sampled and ctype.verifiable)
-    best: list[str] = []
+    pool = sorted(cid for cid, ctype in REGISTRY.items()
+                  if ctype.sampled and ctype.verifiable and ctype.reversible)
+    best: list[Constraint] = []
     for _ in range(attempts):
         rng.shuffle(pool)
-        picked: list[str] = []
+        picked: list[Constraint] = []
         for cid in pool:
             if len(picked) == count:
                 break
-            if compatible([*existing, *(make(p, REGISTRY[p].sample(random.Random(0), ctx)) for p in picked)], cid):
-                picked.append(cid)
+            if not compatible([*existing, *picked], cid):
+                continue
+            candidate = make(cid, REGISTRY[cid].sample(rng, ctx))
+            if not find_conflicts([*existing, *picked, candidate], any_reversal=True):
+                picked.append(candidate)
         if len(picked) == count:
-            return [make(cid, REGISTRY[cid].sample(rng, ctx)) for cid in picked]
+            return picked
         best = max(best, picked, key=len)
     raise ConstraintError(
         f"could only sample {len(best)} compatible constraints of {count} requested "
@@ -180,6 +195,13 @@ def sample_soft(rng: random.Random, count: int) -> list[Constraint]:
     if count > len(kinds):
         raise ConstraintError(f"at most {len(kinds)} soft constraints per session, {count} requested")
     return [make(cid, REGISTRY[cid].sample(rng, CheckContext())) for cid in rng.sample(kinds, count)]
+
+
+def build_witness(constraints: Sequence[Constraint], context: CheckContext | None = None) -> str | None:
+    """A response passing every verifiable constraint in ``constraints``, or None if none was found."""
+    from reverso.constraints.witness import build_witness as build
+
+    return build(constraints, context or CheckContext())
 
 
 def list_types() -> list[tuple[str, str, str]]:

@@ -130,6 +130,9 @@ class ConstraintType:
     conflicts: ClassVar[frozenset[str]] = frozenset()
     # Whether ``sample`` may pick it for generated sessions (reverse-only types opt out).
     sampled: ClassVar[bool] = True
+    # False when the exact complement has no faithful short English statement (docs/constraints.md):
+    # such types are never sampled, so the reverse stage never has to state their complement.
+    reversible: ClassVar[bool] = True
 
     def check(self, kwargs: Any, view: ResponseView, context: CheckContext) -> Verdict:
         raise NotImplementedError

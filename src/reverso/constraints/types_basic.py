@@ -88,8 +88,9 @@ class LetterFrequency(ConstraintType):
         return Verdict(ok, f"letter {kw.letter!r} appears {count} times; needs {kw.let_relation} {kw.let_frequency}")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
-        return _pick(rng, (f"The letter '{kw.letter}' should appear {kw.let_relation} {kw.let_frequency} times.",
-                           f"Use the letter {kw.letter} {kw.let_relation} {kw.let_frequency} times."))
+        return _pick(rng, (f"The letter '{kw.letter}' (upper or lower case) should appear {kw.let_relation} "
+                           f"{kw.let_frequency} times.",
+                           f"Use the letter {kw.letter} (either case) {kw.let_relation} {kw.let_frequency} times."))
 
     def reverse(self, kw: Any) -> tuple[str, dict[str, Any]]:
         return self.id, {"letter": kw.letter, "let_frequency": kw.let_frequency,
@@ -249,18 +250,20 @@ class KeywordsExistence(ConstraintType):
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
         # IFEval treats keywords as regex patterns; we match them literally (documented difference).
+        # Like IFEval, a keyword inside a longer word counts ("planet" in "planets"): the text says so.
         missing = [k for k in kw.keywords if not re.search(re.escape(k), view.text, flags=re.IGNORECASE)]
         return Verdict(not missing, f"missing keywords: {missing}" if missing else "all keywords present")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
         words = ", ".join(kw.keywords)
-        return _pick(rng, (f"Include the keywords {words} in the response.",
-                           f"Make sure to mention: {words}."))
+        return _pick(rng, (f"Include the keywords {words} in the response (a longer word containing one counts).",
+                           f"Make sure to write: {words} (on its own or inside a longer word)."))
 
     def describe_negated(self, kw: Any, rng: random.Random) -> str:
         if len(kw.keywords) == 1:
-            return f"Do not mention the word '{kw.keywords[0]}' anywhere in your response."
-        return f"Leave out at least one of these words: {', '.join(kw.keywords)}."
+            return (f"Do not write '{kw.keywords[0]}' anywhere in your response, not even inside a longer word "
+                    "(any case).")
+        return f"Leave out at least one of these, even inside longer words: {', '.join(kw.keywords)}."
 
     def sample(self, rng: random.Random, context: CheckContext) -> dict[str, Any]:
         return {"keywords": [rng.choice(KEYWORD_POOL)]}
@@ -314,6 +317,9 @@ class JsonFormat(ConstraintType):
 class Lowercase(ConstraintType):
     id = "change_case:english_lowercase"
     group = "case:lower"
+    # Its checker's complement includes "lowercase, but langdetect reads it as another language":
+    # no short English rule says that, so it is not sampled (reverso:no_capitals is, see docs).
+    sampled, reversible = False, False
     conflicts = frozenset({"case:upper", "case:capital_words"})
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
@@ -329,4 +335,5 @@ class Lowercase(ConstraintType):
                            "Write everything in lowercase letters only."))
 
     def describe_negated(self, kw: Any, rng: random.Random) -> str:
-        return "Use at least one capital letter in your response."
+        # The exact complement of IFEval's checker; not sampled because langdetect decides its second half.
+        return "Use at least one capital letter, or write in a language other than English."

@@ -14,7 +14,7 @@ from reverso.constraints.types_basic import KEYWORD_POOL, _pick
 
 Bound = Literal["at most", "more than"]
 _BOUND_FLIP = {"at most": "more than", "more than": "at most"}
-_EMOJI = re.compile("[\U0001F300-\U0001FAFF\U00002600-\U000027BF\U0001F1E6-\U0001F1FF]")
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\U00002600-\U000027BF\U00002B00-\U00002BFF\U0000231A-\U000023FF]")
 _URL = re.compile(r"https?://|www\.", re.IGNORECASE)
 _NUMBERED = re.compile(r"^\s*\d+[.)]\s+\S", re.MULTILINE)
 _FIRST_PERSON = re.compile(r"\b(i|me|my|mine|myself)\b", re.IGNORECASE)
@@ -39,6 +39,8 @@ class _BoundType(ConstraintType):
         return Verdict(bounded(found, kw.bound, kw.limit), f"{found} {self.noun}; needs {kw.bound} {kw.limit}")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
+        if kw.bound == "at most" and kw.limit == 0:
+            return _pick(rng, (f"Use no {self.noun} at all.", f"Your reply must have no {self.noun}."))
         return _pick(rng, (f"Use {kw.bound} {kw.limit} {self.noun}.", f"Your reply must have {kw.bound} {kw.limit} {self.noun}."))
 
     def reverse(self, kw: Any) -> tuple[str, dict[str, Any]]:
@@ -63,7 +65,7 @@ class EmojiCount(_BoundType):
 
 @register
 class CharacterCount(_BoundType):
-    id, Kwargs, noun, limits, group = "reverso:character_count", BoundKwargs, "characters", (250, 350, 450), "length:chars"
+    id, Kwargs, noun, limits, group = "reverso:character_count", BoundKwargs, "characters (spaces included)", (250, 350, 450), "length:chars"
 
     def count(self, view: ResponseView) -> int:
         return len(view.text)
@@ -133,11 +135,14 @@ class MustMention(ConstraintType):
     id, Kwargs, group = "reverso:must_mention", PhraseKwargs, "reverso:mention"
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
-        ok = kw.phrase.lower() in view.lower
-        return Verdict(ok, f"{kw.phrase!r} {'mentioned' if ok else 'not mentioned'}")
+        # Whole words, any case: "very" is not mentioned by "every" (the rule says "the word").
+        pattern = r"(?<!\w)" + re.escape(kw.phrase.strip()) + r"(?!\w)"
+        ok = re.search(pattern, view.text, flags=re.IGNORECASE) is not None
+        return Verdict(ok, f"{kw.phrase!r} {'mentioned' if ok else 'not mentioned'} as a whole word")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
-        return _pick(rng, (f"Mention \"{kw.phrase}\" somewhere in your reply.", f"Be sure to say \"{kw.phrase}\"."))
+        return _pick(rng, (f"Use the word \"{kw.phrase}\" somewhere in your reply.",
+                           f"Be sure to say the word \"{kw.phrase}\"."))
 
     def reverse(self, kw: Any) -> tuple[str, dict[str, Any]]:
         return "reverso:must_not_mention", {"phrase": kw.phrase}
@@ -155,7 +160,7 @@ class MustNotMention(MustMention):
         return Verdict(not verdict.passed, verdict.reason)
 
     def describe(self, kw: Any, rng: random.Random) -> str:
-        return _pick(rng, (f"Never mention \"{kw.phrase}\".", f"Do not use the word \"{kw.phrase}\" at all."))
+        return _pick(rng, (f"Never use the word \"{kw.phrase}\".", f"Do not use the word \"{kw.phrase}\" at all."))
 
     def reverse(self, kw: Any) -> tuple[str, dict[str, Any]]:
         return "reverso:must_mention", {"phrase": kw.phrase}
@@ -197,10 +202,12 @@ class NumberedList(ConstraintType):
         return Verdict(count == kw.num_items, f"{count} numbered items; needs exactly {kw.num_items}")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
-        return f"Include a numbered list with exactly {kw.num_items} items (1. 2. 3. ...)."
+        return (f"Include a numbered list with exactly {kw.num_items} items (lines starting 1. 2. 3. ...), and no "
+                "other numbered lines.")
 
     def describe_negated(self, kw: Any, rng: random.Random) -> str:
-        return f"Do not use a numbered list of exactly {kw.num_items} items (any other count, or none, is fine)."
+        return (f"Do not write exactly {kw.num_items} numbered lines (lines starting 1. 2. ...); any other count, "
+                "or none, is fine.")
 
     def sample(self, rng: random.Random, context: CheckContext) -> dict[str, Any]:
         return {"num_items": rng.choice([2, 3, 4])}
@@ -228,8 +235,9 @@ class _Absence(ConstraintType):
 @register
 class NoUrls(_Absence):
     id, pattern, what = "reverso:no_urls", _URL, "links"
-    phrasings = ("Do not include any URLs or web links.", "Never paste links (http://, www.) in your reply.")
-    negated = "Include at least one web link (a URL)."
+    phrasings = ("Do not include any links starting with http://, https:// or www.",
+                 "Never paste links (http://, https://, www.) in your reply.")
+    negated = "Include at least one web link starting with http://, https:// or www."
 
 
 @register
@@ -241,9 +249,9 @@ class NoExclamation(_Absence):
 
 @register
 class NoDigits(_Absence):
-    id, pattern, what = "reverso:no_digits", re.compile(r"\d"), "digits"
-    phrasings = ("Do not use any digits; spell numbers out in words.", "Write no numerals (0-9) in your reply.")
-    negated = "Include at least one number written with digits."
+    id, pattern, what = "reverso:no_digits", re.compile(r"[0-9]"), "digits"
+    phrasings = ("Do not use any digits (0-9); spell numbers out in words.", "Write no numerals (0-9) in your reply.")
+    negated = "Include at least one number written with digits (0-9)."
 
 
 @register
@@ -252,6 +260,21 @@ class NoFirstPerson(_Absence):
     phrasings = ("Do not refer to yourself: avoid the words I, me, my, mine and myself.",
                  "Write without first-person pronouns (I, me, my).")
     negated = "Refer to yourself at least once (use I, me or my)."
+
+
+@register
+class NoCapitals(_Absence):
+    """Lowercase without IFEval's language check, so its complement is exactly "a capital letter"."""
+
+    id, pattern, what = "reverso:no_capitals", re.compile("[A-Z]"), "capital letters"  # check() adds non-ASCII
+    group, conflicts = "case:lower", frozenset({"case:upper", "case:capital_words"})
+    phrasings = ("Write everything in lowercase letters only; no capital letters at all.",
+                 "Do not use any capital letters anywhere in your reply.")
+    negated = "Use at least one capital letter in your response."
+
+    def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
+        found = sum(1 for ch in view.text if ch.isupper())
+        return Verdict(not found, f"{found} capital letters")
 
 
 @register

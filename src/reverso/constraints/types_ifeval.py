@@ -37,8 +37,11 @@ class KeywordFrequency(ConstraintType):
         return Verdict(ok, f"{kw.keyword!r} appears {count} times; needs {kw.relation} {kw.frequency}")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
-        return _pick(rng, (f"In your response, the word {kw.keyword} should appear {kw.relation} {kw.frequency} times.",
-                           f"Use the word '{kw.keyword}' {kw.relation} {kw.frequency} times."))
+        # IFEval counts the keyword inside longer words too ("river" in "rivers"): the text says so.
+        return _pick(rng, (f"In your response, '{kw.keyword}' should appear {kw.relation} {kw.frequency} times "
+                           "(any case, counting it inside longer words too).",
+                           f"Write '{kw.keyword}' {kw.relation} {kw.frequency} times (occurrences inside longer "
+                           "words count)."))
 
     def reverse(self, kw: Any) -> tuple[str, dict[str, Any]]:
         return self.id, {"keyword": kw.keyword, "frequency": kw.frequency, "relation": _FLIP[kw.relation]}
@@ -264,11 +267,12 @@ class MultipleSections(ConstraintType):
         return Verdict(count >= kw.num_sections, f"{count} sections marked {kw.section_spliter!r}")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
-        return (f"Your response must have {kw.num_sections} sections. Mark the beginning of each section with "
-                f"{kw.section_spliter} X, such as: {kw.section_spliter} 1")
+        return (f"Your response must have at least {kw.num_sections} sections. Mark the beginning of each section "
+                f"with {kw.section_spliter} X, such as: {kw.section_spliter} 1 (exactly that capitalisation)")
 
     def describe_negated(self, kw: Any, rng: random.Random) -> str:
-        return f"Use fewer than {kw.num_sections} sections marked '{kw.section_spliter} X'."
+        return (f"Write '{kw.section_spliter}' followed by a number (as in {kw.section_spliter} 1) fewer than "
+                f"{kw.num_sections} times.")
 
     def sample(self, rng: random.Random, context: CheckContext) -> dict[str, Any]:
         return {"section_spliter": rng.choice(["Section", "SECTION", "Part"]), "num_sections": rng.choice([2, 3])}
@@ -343,8 +347,8 @@ class CapitalWordFrequency(ConstraintType):
                        f"{count} ALL-CAPS words; needs {kw.capital_relation} {kw.capital_frequency}")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
-        return (f"In your response, words with all capital letters should appear {kw.capital_relation} "
-                f"{kw.capital_frequency} times.")
+        return (f"In your response, words with all capital letters (I and OK count) should appear "
+                f"{kw.capital_relation} {kw.capital_frequency} times.")
 
     def reverse(self, kw: Any) -> tuple[str, dict[str, Any]]:
         return self.id, {"capital_frequency": kw.capital_frequency, "capital_relation": _FLIP[kw.capital_relation]}
@@ -357,6 +361,8 @@ class CapitalWordFrequency(ConstraintType):
 class EnglishCapital(ConstraintType):
     id = "change_case:english_capital"
     group = "case:upper"
+    # Same as english_lowercase: the complement depends on langdetect, so it is not sampled.
+    sampled, reversible = False, False
     conflicts = frozenset({"case:lower", "case:capital_words"})
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:

@@ -1,8 +1,11 @@
 """evaluate: held-out suites (IFEval-, Multi-IF-, SysBench-style, plus official files), base vs policy.
 
 Every model is decoded greedily with identical settings; multi-turn suites answer on the model's
-own history. Results go to ``metrics/eval.json`` (DVC metrics), a PNG, a markdown report, the
-training run in MLflow and tags on the registered version (read by the promotion gate).
+own history. The current ``@champion`` (when there is one and ``evaluate.with_champion``) answers
+the same suites in the same run, so policy-vs-base and policy-vs-champion are paired differences
+with bootstrap CIs (``scoring.py``). Results go to ``metrics/eval.json`` (DVC metrics), a PNG, a
+markdown report, the training run in MLflow and tags on the registered version — one of them,
+``eval.evidence``, is what the promotion gate decides on.
 """
 
 from __future__ import annotations
@@ -12,20 +15,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reverso.collect.samplers import GenerationSettings, HFSampler
 from reverso.config import EvaluateParams, RegistryParams
 from reverso.contracts import Message, Session
+from reverso.generation import GenerationSettings, Sampler, make_sampler
 from reverso.evaluate.loaders import LOADERS
-from reverso.evaluate.metrics import SUITE_METRICS, flatten, per_constraint, score_sessions
+from reverso.evaluate.metrics import flatten
 from reverso.evaluate.report import plot_per_constraint, write_report
+from reverso.evaluate.scoring import (
+    Scores,
+    confidence_report,
+    evidence,
+    make_eval_judge,
+    metrics_from_scores,
+    score_outputs,
+    unscored_suites,
+)
 from reverso.evaluate.suites import build_suites
 from reverso.io import write_json, write_jsonl
 from reverso.prompts import as_dicts, turn_messages
 
-OFFICIAL_METRICS = {"ifeval": "ifeval", "ifbench": "ifeval", "multi_if": "multi_if", "sysbench": "sysbench"}
 
-
-def generate_suites(sampler: HFSampler, suites: dict[str, list[Session]], params: EvaluateParams) -> dict[str, list[list[str]]]:
+def generate_suites(sampler: Sampler, suites: dict[str, list[Session]], params: EvaluateParams) -> dict[str, list[list[str]]]:
     """Answer every turn of every session, batching all suites together turn by turn."""
     sessions = [(name, s) for name, items in suites.items() for s in items]
     histories: list[list[Message]] = [[] for _ in sessions]
@@ -46,15 +56,13 @@ def generate_suites(sampler: HFSampler, suites: dict[str, list[Session]], params
     return out
 
 
-def score_model(suites: dict[str, list[Session]], texts: dict[str, list[list[str]]]) -> dict[str, Any]:
-    scores = {name: score_sessions(suites[name], texts[name]) for name in suites}
-    result: dict[str, Any] = {}
-    for name, suite_scores in scores.items():
-        kind = name.removeprefix("official_")
-        metric_fn = SUITE_METRICS[OFFICIAL_METRICS.get(kind, kind)]
-        result[name] = metric_fn(suite_scores)
-    result["per_constraint"] = per_constraint(list(scores.values()))
-    return result
+def score_model(suites: dict[str, list[Session]], texts: dict[str, list[list[str]]], judge: Any = None,
+                keep: Scores | None = None) -> dict[str, Any]:
+    """Suite metrics for one model's answers; ``keep`` (a dict) receives the per-turn scores."""
+    scores = score_outputs(suites, texts, judge)
+    if keep is not None:
+        keep.update(scores)
+    return metrics_from_scores(scores)
 
 
 def load_official(params: EvaluateParams) -> tuple[dict[str, list[Session]], dict[str, list[dict[str, Any]]]]:
@@ -69,17 +77,19 @@ def load_official(params: EvaluateParams) -> tuple[dict[str, list[Session]], dic
 
 
 def evaluate_models(models: dict[str, tuple[Path, Path | None]], suites: dict[str, list[Session]],
-                    params: EvaluateParams) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
-    """Generate + score for each named (base model dir, adapter or None)."""
-    from reverso.prepare_model import load_model_and_tokenizer
-
+                    params: EvaluateParams, judge: Any = None, scores: dict[str, Scores] | None = None,
+                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+    """Generate + score for each named (base model dir, adapter or None); ``scores`` gets per-turn scores."""
     results, outputs, timing = {}, {}, {"generation_s": 0.0, "scoring_s": 0.0}
     for name, (model_dir, adapter) in models.items():
-        model, tokenizer = load_model_and_tokenizer(model_dir, adapter)
+        # evaluate.backend: engine (a cached conversion of base + merged adapter) or hf
+        sampler = make_sampler(params.backend, model_dir, adapter, engine=params.engine,
+                               batch_size=params.batch_size)
         started = time.perf_counter()
-        outputs[name] = generate_suites(HFSampler(model, tokenizer, batch_size=params.batch_size), suites, params)
+        outputs[name] = generate_suites(sampler, suites, params)
         scored = time.perf_counter()
-        results[name] = score_model(suites, outputs[name])
+        keep = None if scores is None else scores.setdefault(name, {})
+        results[name] = score_model(suites, outputs[name], judge, keep)
         timing["generation_s"] += scored - started
         timing["scoring_s"] += time.perf_counter() - scored
     return results, outputs, timing
@@ -90,27 +100,55 @@ def evaluate(
     seed_dir: str | Path, metrics_out: str | Path, plots_dir: str | Path, outputs_out: str | Path,
     workspace: str | Path = ".",
 ) -> dict[str, Any]:
-    """Score base and policy on every suite; write metrics, plots, report; log to MLflow."""
+    """Score base, policy (and @champion) on every suite with CIs; write metrics, plots, report; log to MLflow."""
     model_dir, policy_dir, plots_dir = Path(model_dir), Path(policy_dir), Path(plots_dir)
     suites = build_suites(params, seed_dir)
     official, unsupported = load_official(params)
     suites.update(official)
-    results, outputs, timing = evaluate_models({"base": (model_dir, None), "policy": (model_dir, policy_dir)},
-                                               suites, params)
+    models: dict[str, tuple[Path, Path | None]] = {"base": (model_dir, None), "policy": (model_dir, policy_dir)}
+    champion = _champion(params, registry, policy_dir, workspace)
+    if champion is not None:
+        models["champion"] = (model_dir, champion[1])
+    scores: dict[str, Scores] = {}
+    results, outputs, timing = evaluate_models(models, suites, params, make_eval_judge(params.judge), scores)
+    names = list(models)
+    results["models"] = names
+    results["champion_version"] = champion[0] if champion else None
     results["suite_sizes"] = {name: len(items) for name, items in suites.items()}
     results["unsupported"] = unsupported
+    results["not_scored"] = unscored_suites(results, names)
     base, policy = flatten(results["base"]), flatten(results["policy"])
     results["delta"] = {k: round(policy[k] - base[k], 4) for k in policy if k in base and "per_constraint" not in k}
+    results.update(confidence_report(scores, params))
     results["timing"] = timing
     write_json(metrics_out, results)
     write_jsonl(outputs_out, [
         {"suite": name, "session_id": s.session_id, "turns": [t.user for t in s.turns],
-         "base": outputs["base"][name][i], "policy": outputs["policy"][name][i]}
+         **{who: outputs[who][name][i] for who in names},
+         # per turn and model: the strict verdict of each active rule (the inspector ranks won/lost prompts by it)
+         "verdicts": {who: [{"constraint_ids": list(turn.constraint_ids), "strict": list(turn.strict)}
+                            for turn in scores[who][name][i]] for who in names if name in scores.get(who, {})}}
         for name, items in suites.items() for i, s in enumerate(items)])
-    plot_per_constraint(results, ["base", "policy"], plots_dir / "eval_per_constraint.png")
-    write_report(results, ["base", "policy"], plots_dir / "eval_report.md", "eval_per_constraint.png")
+    plot_per_constraint(results, names, plots_dir / "eval_per_constraint.png")
+    write_report(results, names, plots_dir / "eval_report.md", "eval_per_constraint.png")
     _log_to_mlflow(results, registry, policy_dir, plots_dir, workspace)
     return results
+
+
+def _champion(params: EvaluateParams, registry: RegistryParams, policy_dir: Path,
+              workspace: str | Path) -> tuple[str, Path] | None:
+    """(version, adapter) of the current @champion, unless there is none or it is this policy."""
+    if not params.with_champion:
+        return None
+    from reverso import registry as reg
+    from reverso.train import TRAIN_INFO
+
+    reg.setup(registry.experiment, workspace)
+    found = reg.version_str(reg.alias_version(registry.model_name, reg.CHAMPION))
+    info = json.loads((policy_dir / TRAIN_INFO).read_text())
+    if found is None or found == str(info.get("version")):
+        return None
+    return found, reg.download_adapter(registry.model_name, found)
 
 
 def _log_to_mlflow(results: dict[str, Any], registry: RegistryParams, policy_dir: Path, plots_dir: Path,
@@ -122,35 +160,39 @@ def _log_to_mlflow(results: dict[str, Any], registry: RegistryParams, policy_dir
 
     info = json.loads((policy_dir / TRAIN_INFO).read_text())
     reg.setup(registry.experiment, workspace)
-    flat = {f"eval.{who}.{key}": value for who in ("base", "policy")
+    flat = {f"eval.{who}.{key}": value for who in results["models"]
             for key, value in flatten(results[who]).items() if not key.startswith("per_constraint")}
+    for label, diffs in results["paired"].items():
+        for key, diff in diffs.items():
+            flat.update({f"eval.paired.{label}.{key}.{part}": diff[part] for part in ("mean", "ci_low", "ci_high")
+                         if diff[part] is not None})
     with mlflow.start_run(run_id=info["run_id"]):
         mlflow.log_metrics(flat)
+        mlflow.log_dict(evidence(results), "eval/evidence.json")
         for name in ("eval_per_constraint.png", "eval_report.md"):
             mlflow.log_artifact(str(plots_dir / name), artifact_path="eval")
-    reg.tag_version(info["model_name"], info["version"], {k: round(v, 4) for k, v in flat.items()})
+    tags = {k: round(v, 4) for k, v in flat.items() if k.startswith(("eval.policy.", "eval.base."))}
+    tags["eval.evidence"] = json.dumps(evidence(results), sort_keys=True)
+    reg.tag_version(info["model_name"], info["version"], tags)
 
 
 def compare_versions(params: EvaluateParams, registry: RegistryParams, model_dir: str | Path, versions: list[str],
                      seed_dir: str | Path, out_dir: str | Path, workspace: str | Path = ".") -> dict[str, Any]:
     """Evaluate several registered versions (e.g. RPO vs DPO baseline) plus the base in one table."""
-    import mlflow
-
     from reverso import registry as reg
 
     reg.setup(registry.experiment, workspace)
     models: dict[str, tuple[Path, Path | None]] = {"base": (Path(model_dir), None)}
     for version in versions:
         found = reg.client().get_model_version(registry.model_name, version)
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=found.source))
-        adapter = next(local.rglob("adapter_config.json"), None)
-        if adapter is None:
-            raise FileNotFoundError(f"version {version} of {registry.model_name}: no adapter in {found.source}")
         label = f"v{version} ({(found.tags or {}).get('pairs', '?')})"
-        models[label] = (Path(model_dir), adapter.parent)
+        models[label] = (Path(model_dir), reg.download_adapter(registry.model_name, version))
     suites = build_suites(params, seed_dir)
-    results, _, _ = evaluate_models(models, suites, params)
+    scores: dict[str, Scores] = {}
+    results, _, _ = evaluate_models(models, suites, params, make_eval_judge(params.judge), scores)
     results["suite_sizes"] = {name: len(items) for name, items in suites.items()}
+    report = confidence_report(scores, params)
+    results.update(ci=report["ci"], bootstrap=report["bootstrap"], power=report["power"])
     out_dir = Path(out_dir)
     write_json(out_dir / "compare.json", results)
     plot_per_constraint(results, list(models), out_dir / "compare_per_constraint.png")

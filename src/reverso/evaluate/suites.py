@@ -1,7 +1,10 @@
 """Held-out evaluation suites built by the constraint engine from the corpus' eval portion.
 
 - ``ifeval``: single-turn prompts with 1..k verifiable constraints.
-- ``multi_if``: 3 turns; every turn adds a constraint and earlier ones stay active.
+- ``multi_if``: 3 turns; every turn adds a constraint and earlier ones stay active. As in Multi-IF,
+  each new instruction is stated once, in the user message of the turn that introduces it (the
+  system message is the persona alone), and later turns are scored on it too: carrying
+  instructions across turns is what the suite measures.
 - ``sysbench``: a system prompt with constraints, 5 user turns answered on the model's own history.
 
 Suites use ``evaluate.seed`` (disjoint from ``collect.seed``) and only eval-split personas and
@@ -12,11 +15,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reverso import constraints as engine
 from reverso.collect.sessions import SeedCorpus, build_sessions, load_seed
 from reverso.config import EvaluateParams
 from reverso.contracts import Session
 
 SUITES = ("ifeval", "multi_if", "sysbench")
+CARRY_OVER = "From now on, in this and every later reply: "
 
 
 def ifeval_suite(corpus: SeedCorpus, params: EvaluateParams) -> list[Session]:
@@ -31,11 +36,23 @@ def ifeval_suite(corpus: SeedCorpus, params: EvaluateParams) -> list[Session]:
     return suite
 
 
+def state_once(session: Session) -> Session:
+    """Each turn's new rules go into that turn's user message, once; no rule list is rendered."""
+    turns = []
+    for index, turn in enumerate(session.turns):
+        rules = " ".join(engine.describe(engine.parse(spec.model_dump()),
+                                         engine.stable_rng(session.session_id, index, spec.id))
+                         for spec in turn.constraints)
+        turns.append(turn.model_copy(update={"user": f"{turn.user}\n\n{CARRY_OVER}{rules}" if rules else turn.user}))
+    return session.model_copy(update={"turns": turns, "render_rules": False})
+
+
 def multi_if_suite(corpus: SeedCorpus, params: EvaluateParams) -> list[Session]:
     if not params.suites.multi_if:
         return []
-    return build_sessions(corpus, "eval", params.suites.multi_if, params.seed + 101, turns=params.multi_if_turns,
-                          system_constraints=0, turn_constraints=1, cumulative=True, prefix="multi_if-")
+    built = build_sessions(corpus, "eval", params.suites.multi_if, params.seed + 101, turns=params.multi_if_turns,
+                           system_constraints=0, turn_constraints=1, cumulative=True, prefix="multi_if-")
+    return [state_once(session) for session in built]
 
 
 def sysbench_suite(corpus: SeedCorpus, params: EvaluateParams) -> list[Session]:

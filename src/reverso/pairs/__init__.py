@@ -1,4 +1,8 @@
-"""pairs: RPO pairs + count-based DPO baseline pairs, split by session, gated by Great Expectations."""
+"""pairs: RPO pairs + count-based DPO baseline pairs, split by session, gated by Great Expectations.
+
+Both sets come from the same finished responses and pass through the same caps, length filter and
+(optionally) the same size, so the ablation arms differ only in how a pair is chosen.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,15 @@ from typing import Any
 
 from reverso.config import PairsParams
 from reverso.contracts import Pair, Response, Session, Verdict
-from reverso.io import Quarantined, enforce_quarantine_limit, read_rows, write_json, write_jsonl, write_quarantine
+from reverso.io import (
+    DataError,
+    Quarantined,
+    enforce_quarantine_limit,
+    read_rows,
+    write_json,
+    write_jsonl,
+    write_quarantine,
+)
 from reverso.pairs.builders import Sample, dpo_pair, rpo_pairs
 from reverso.pairs.validate import GateSettings, validate_pair_sets
 from reverso.reverse import session_problem
@@ -42,6 +54,14 @@ def cap_per_session(pairs: list[Pair], cap: int, rng: random.Random) -> list[Pai
     return [p for i, p in enumerate(pairs) if i in keep]
 
 
+def subsample(items: list[Any], size: int, rng: random.Random) -> list[Any]:
+    """``size`` items drawn reproducibly, in their original order."""
+    if len(items) <= size:
+        return list(items)
+    keep = set(rng.sample(range(len(items)), size))
+    return [item for i, item in enumerate(items) if i in keep]
+
+
 def group_samples(
     verdicts_path: str | Path, responses_path: str | Path, sessions: dict[str, Session]
 ) -> tuple[dict[tuple[str, int], list[Sample]], list[Quarantined], int]:
@@ -64,6 +84,68 @@ def group_samples(
     return groups, verdicts.quarantined, verdicts.total
 
 
+def finished_only(groups: dict[tuple[str, int], list[Sample]], allow_truncated: bool
+                  ) -> tuple[dict[tuple[str, int], list[Sample]], int]:
+    """Drop replies cut off by the token cap (unless allowed); returns the groups and how many were left out."""
+    if allow_truncated:
+        return groups, 0
+    kept = {key: [s for s in samples if s.response.finish_reason != "length"] for key, samples in groups.items()}
+    return kept, sum(len(groups[k]) - len(kept[k]) for k in groups)
+
+
+def refuse_unrendered(sessions: dict[str, Session], groups: dict[tuple[str, int], list[Sample]]) -> None:
+    """RPO rewrites the rule list; a session whose rules live in the user's own words has none to rewrite."""
+    unrendered = sorted({key[0] for key in groups if not sessions[key[0]].render_rules})
+    if unrendered:
+        raise DataError(
+            f"pairs: {len(unrendered)} session(s) have render_rules: false ({', '.join(unrendered[:5])}): their "
+            "prompts state the constraints in the user's words, so a reversed instruction could never reach the "
+            "model and every RPO pair would keep the original prompt. Build such sessions with render_rules: true "
+            "(the rules rendered in the system message) or leave them out of collect.sessions_file.")
+
+
+def build_pair_sets(params: PairsParams, sessions: dict[str, Session],
+                    groups: dict[tuple[str, int], list[Sample]]) -> tuple[dict[str, list[Pair]], dict[str, int]]:
+    """Both pair sets from the same samples, with the same per-turn and per-session caps.
+
+    Returns the sets and, per builder, how many pairs the caps removed.
+    """
+    built: dict[str, list[Pair]] = {name: [] for name in BUILDERS}
+    rngs = {name: random.Random(f"{params.seed}-{name}") for name in BUILDERS}  # one set's draws never move the other's
+    made = dict.fromkeys(BUILDERS, 0)
+    for key in sorted(groups):
+        session, samples = sessions[key[0]], groups[key]
+        baseline = dpo_pair(session, samples)
+        for name, turn_pairs in (("rpo", rpo_pairs(session, samples, params.g_min)),
+                                 ("dpo", [baseline] if baseline else [])):
+            made[name] += len(turn_pairs)
+            if params.max_pairs_per_turn and len(turn_pairs) > params.max_pairs_per_turn:
+                turn_pairs = rngs[name].sample(turn_pairs, params.max_pairs_per_turn)
+            built[name].extend(turn_pairs)
+    if params.max_pairs_per_session:
+        built = {name: cap_per_session(items, params.max_pairs_per_session, rngs[name])
+                 for name, items in built.items()}
+    return built, {name: made[name] - len(built[name]) for name in BUILDERS}
+
+
+Gated = dict[str, tuple[list[Pair], list[str], list[int] | None]]
+
+
+def equalize(gated: Gated, seed: int) -> tuple[Gated, dict[str, int]]:
+    """Subsample each split of the larger set to the smaller set's size (equal pair and step budgets)."""
+    out: dict[str, list[tuple[Pair, str, int | None]]] = {name: [] for name in gated}
+    for split in ("train", "eval"):
+        rows = {name: [(p, s, t[i] if t else None) for i, (p, s) in enumerate(zip(items, splits, strict=True))
+                       if s == split] for name, (items, splits, t) in gated.items()}
+        size = min(len(r) for r in rows.values())
+        for name, items in rows.items():
+            out[name] += subsample(items, size, random.Random(f"{seed}-equalize-{split}-{name}"))
+    dropped = {name: len(gated[name][0]) - len(out[name]) for name in gated}
+    result = {name: ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows] if gated[name][2] else None)
+              for name, rows in out.items()}
+    return result, dropped
+
+
 def pairs(
     params: PairsParams,
     sessions_in: str | Path,
@@ -75,39 +157,34 @@ def pairs(
     model_dir: str | Path | None = None,
     max_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """Run the pairs stage: build, cap, length-filter, split, write, and gate both pair sets."""
+    """Run the pairs stage: finished replies only, build, cap, length-filter, (equalize), split, write, gate."""
     out_dir = Path(out_dir)
     sessions = {s.session_id: s for s in read_rows(sessions_in, Session, check=session_problem).rows}
     groups, quarantined, verdicts_total = group_samples(verdicts_in, responses_in, sessions)
     enforce_quarantine_limit("pairs", verdicts_total, len(quarantined), params.max_quarantine_fraction)
-    rng = random.Random(params.seed)
-    built: dict[str, list[Pair]] = {name: [] for name in BUILDERS}
-    for key in sorted(groups):
-        session, samples = sessions[key[0]], groups[key]
-        turn_pairs = rpo_pairs(session, samples, params.g_min)
-        if params.max_pairs_per_turn and len(turn_pairs) > params.max_pairs_per_turn:
-            turn_pairs = rng.sample(turn_pairs, params.max_pairs_per_turn)
-        built["rpo"].extend(turn_pairs)
-        baseline = dpo_pair(session, samples)
-        if baseline is not None:
-            built["dpo"].append(baseline)
-
-    if params.max_pairs_per_session:
-        built["rpo"] = cap_per_session(built["rpo"], params.max_pairs_per_session, rng)
+    refuse_unrendered(sessions, groups)
+    groups, truncated = finished_only(groups, params.allow_truncated)
+    built, capped = build_pair_sets(params, sessions, groups)
     count_tokens = _token_counter(model_dir) if max_tokens else None
-    metrics: dict[str, Any] = {"verdicts_in": verdicts_total, "verdicts_quarantined": len(quarantined),
-                               "turn_groups": len(groups)}
+    metrics: dict[str, Any] = {
+        "verdicts_in": verdicts_total, "verdicts_quarantined": len(quarantined), "turn_groups": len(groups),
+        # in = used + truncated_left_out + quarantined
+        "responses_used": sum(len(s) for s in groups.values()), "truncated_left_out": truncated,
+        "allow_truncated": params.allow_truncated, "equalized": params.equalize}
     too_long: list[Quarantined] = []
-    gated: dict[str, tuple[list[Pair], list[str], list[int] | None]] = {}
+    gated: Gated = {}
     for name, items in built.items():
         tokens = [count_tokens(p) for p in items] if count_tokens else None
         if tokens is not None:
             keep = [i for i, n in enumerate(tokens) if n <= max_tokens]
+            kept = set(keep)
             too_long += [Quarantined(f"{name} pairs", i, f"{tokens[i]} tokens > max_length {max_tokens}",
-                                     items[i].model_dump_json()) for i in range(len(items)) if i not in set(keep)]
+                                     items[i].model_dump_json()) for i in range(len(items)) if i not in kept]
             items, tokens = [items[i] for i in keep], [tokens[i] for i in keep]
-        splits = [sessions[p.session_id].split for p in items]
-        gated[name] = (items, splits, tokens)
+        gated[name] = (items, [sessions[p.session_id].split for p in items], tokens)
+    equalized = dict.fromkeys(BUILDERS, 0)
+    if params.equalize:
+        gated, equalized = equalize(gated, params.seed)
     validate_pair_sets(gated, GateSettings(params.g_min, max_tokens), reports_dir)
     for name, (items, splits, _) in gated.items():
         for split in ("train", "eval"):
@@ -117,6 +194,8 @@ def pairs(
             "pairs": len(items),
             "train": splits.count("train"),
             "eval": splits.count("eval"),
+            "dropped_by_caps": capped[name],
+            "dropped_by_equalize": equalized[name],
             "margin_histogram": {str(g): margins[g] for g in sorted(margins)},
             "constraint_types": dict(Counter(c.id for p in items for c in p.constraints).most_common()),
         }

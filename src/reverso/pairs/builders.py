@@ -48,6 +48,9 @@ def dedupe_by_vector(samples: list[Sample]) -> list[Sample]:
 
 def rpo_pairs(session: Session, samples: list[Sample], g_min: int) -> list[Pair]:
     """All RPO pairs of one (session, turn)."""
+    if not session.render_rules:  # the prompt would not change with the reversal: chosen and rejected share it
+        raise ValueError(f"session {session.session_id}: render_rules is false, so a reversed rule list "
+                         "would never reach the model; RPO needs the rules rendered")
     pairs = []
     for first, second in itertools.combinations(dedupe_by_vector(samples), 2):
         gap = sum(a != b for a, b in zip(first.vector, second.vector, strict=True))

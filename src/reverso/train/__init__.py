@@ -1,4 +1,8 @@
-"""train: RPO (or DPO) with LoRA on the pair set; MLflow run, registered version, alias @challenger."""
+"""train: one ablation arm (rpo, dpo, rpo_no_margin) with LoRA; MLflow run, registered version, @challenger.
+
+``train(params, registry, model_dir, pairs_dir, output_dir, ...)`` is the one entry point the CLI,
+DVC and a study runner call; ``params.arm`` picks the pair set and whether the margin applies.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reverso.config import RegistryParams, TrainParams
-from reverso.contracts import Pair
-from reverso.io import DataError, read_rows, write_json
+from reverso.config import ConfigError, RegistryParams, TrainParams
+from reverso.io import DataError, write_json
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TRAIN_INFO = "reverso_train.json"
 REF_CACHE = Path(".reverso/ref-cache")  # pair datasets + TRL's cached reference log-probs
-# TRL scores accuracy on the RPO-shifted margin: a pair counts when its reward margin beats gamma * g.
-TITLES = {"rewards/accuracies": "rewards/accuracies (β·Δ > γ·g)"}
+# TRL scores accuracy on the RPO-shifted margin: a pair counts when β·Δ beats the margin term
+# (γ·g in paper mode, β·γ·g in released mode; 0 for the arms without a margin).
+TITLES = {"rewards/accuracies": "rewards/accuracies (β·Δ > margin term)"}
 CURVE_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")
 
 
@@ -36,10 +40,11 @@ def load_pair_dataset(path: Path, cache_root: Path) -> Any:
 
     from reverso.registry import file_md5
 
-    result = read_rows(path, Pair)
-    if result.quarantined:
-        first = result.quarantined[0]
-        raise DataError(f"{first.source} line {first.line}: {first.reason}")
+    from reverso.validate import require_clean_pairs
+
+    # the pairs gate's properties (chosen != rejected, no duplicates, RPO chosen passes every rule),
+    # checked again here so hand-made pair files get them too
+    result = require_clean_pairs(path)
     if not result.rows:
         return None
     target = cache_root / f"pairs-{file_md5(path)}"
@@ -60,8 +65,9 @@ def load_pair_dataset(path: Path, cache_root: Path) -> Any:
 def curated_params(params: TrainParams, model_dir: Path, pairs_hash: str) -> dict[str, Any]:
     """The params worth comparing across runs (not the whole TrainingArguments dump)."""
     return {
-        "base_model": str(model_dir), "pairs": params.pairs, "pairs_md5": pairs_hash, "beta": params.beta,
-        "gamma": params.gamma, "margin_mode": params.margin_mode, "learning_rate": params.learning_rate,
+        "base_model": str(model_dir), "arm": params.arm, "pairs": params.pair_set, "pairs_md5": pairs_hash,
+        "beta": params.beta, "gamma": params.margin_gamma, "margin_mode": params.margin_mode,
+        "learning_rate": params.learning_rate,
         "epochs": params.epochs, "max_steps": params.max_steps, "batch_size": params.batch_size,
         "grad_accum": params.gradient_accumulation_steps, "max_length": params.max_length,
         "lora": params.lora.enabled, "lora_r": params.lora.r, "lora_alpha": params.lora.alpha,
@@ -143,7 +149,7 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
     collator = MarginCollator(pad_token_id=tokenizer.pad_token_id, max_length=params.max_length)
     return RPOTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
-        peft_config=lora, data_collator=collator, gamma=params.gamma, margin_mode=params.margin_mode,
+        peft_config=lora, data_collator=collator, gamma=params.margin_gamma, margin_mode=params.margin_mode,
         ref_cache_dir=ref_cache_dir,
     )
 
@@ -182,14 +188,14 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
-def _start_run(ckpt: Path, pairs: str) -> Any:
+def _start_run(ckpt: Path, run_name: str, parent_run_id: str | None = None) -> Any:
     """A resumed training continues the MLflow run of the attempt that was killed."""
     import mlflow
 
     marker = ckpt / "mlflow_run_id"
     if marker.exists() and latest_checkpoint(ckpt) is not None:
         return mlflow.start_run(run_id=marker.read_text().strip())
-    run = mlflow.start_run(run_name=f"train-{pairs}")
+    run = mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id)
     ckpt.mkdir(parents=True, exist_ok=True)
     marker.write_text(run.info.run_id)
     return run
@@ -242,6 +248,15 @@ def _summarise(trainer: Any, result: Any, resume: Path | None, train_set: Any, e
     return metrics, [*train_log, *eval_log]
 
 
+def checked_params(params: TrainParams) -> TrainParams:
+    """Revalidate: ``model_copy(update=...)`` skips validation, so a retired key (``pairs``) would do nothing."""
+    unknown = sorted(set(vars(params)) - set(TrainParams.model_fields))
+    if unknown:
+        raise ConfigError(f"train: unknown field(s) {unknown}; choose the pair set and margin with "
+                          "train.arm (rpo | dpo | rpo_no_margin)")
+    return TrainParams.model_validate(params.model_dump())
+
+
 def train(
     params: TrainParams,
     registry: RegistryParams,
@@ -251,8 +266,18 @@ def train(
     metrics_out: str | Path,
     plots_dir: str | Path,
     workspace: str | Path = ".",
+    register: bool = True,
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
+    ref_cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train, save the adapter atomically, log to MLflow and register a version as @challenger.
+    """Train one arm, save the adapter atomically, log to MLflow and register a version as @challenger.
+
+    ``params.arm`` picks the pair set (``pairs_dir/<set>/``) and whether the margin applies; a study
+    passes ``params.model_copy(update={"arm": ..., "seed": ...})`` and its own output paths.
+    ``register=False`` (study arms) logs the run only; ``parent_run_id`` nests it under a study run.
+    Reference log-probs are cached in ``ref_cache_dir`` (default ``<workspace>/.reverso/ref-cache``)
+    keyed by what they depend on only, so every arm and seed on the same pairs shares them.
 
     Works as one process or under ``accelerate launch`` (DDP, DeepSpeed, FSDP): every rank trains;
     rank 0 alone writes outputs and talks to MLflow.
@@ -261,13 +286,14 @@ def train(
 
     from reverso import registry as reg
 
+    params = checked_params(params)
     model_dir, output_dir, plots_dir = Path(model_dir), Path(output_dir), Path(plots_dir)
-    train_file = Path(pairs_dir) / params.pairs / "train.jsonl"
-    cache_root = Path(workspace) / REF_CACHE
+    train_file = Path(pairs_dir) / params.pair_set / "train.jsonl"
+    cache_root = Path(ref_cache_dir) if ref_cache_dir is not None else Path(workspace) / REF_CACHE
     train_set = load_pair_dataset(train_file, cache_root)
     if train_set is None:
         raise DataError(f"{train_file}: no training pairs; collect more samples or lower pairs.g_min")
-    eval_set = load_pair_dataset(Path(pairs_dir) / params.pairs / "eval.jsonl", cache_root)
+    eval_set = load_pair_dataset(Path(pairs_dir) / params.pair_set / "eval.jsonl", cache_root)
     pairs_hash = reg.file_md5(train_file)
     ckpt = checkpoint_dir(Path(workspace), params, model_dir, pairs_hash)
     main = is_main_process()
@@ -285,23 +311,27 @@ def train(
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}."))
     try:
-        with _start_run(ckpt, params.pairs) as run:
+        with _start_run(ckpt, run_name or f"train-{params.arm}", parent_run_id) as run:
             if latest_checkpoint(ckpt) is None:
                 mlflow.log_params(curated_params(params, model_dir, pairs_hash))
-            mlflow.set_tags({"reverso.stage": "train", "reverso.pairs_md5": pairs_hash})
+            mlflow.set_tags({"reverso.stage": "train", "reverso.pairs_md5": pairs_hash, "reverso.arm": params.arm})
             trainer, result, resume, digests = _fit(params, model_dir, train_set, eval_set, ckpt, staging, cache_root)
             metrics, history = _summarise(trainer, result, resume, train_set, eval_set, digests)
             mlflow.log_metrics({"train_loss_mean": metrics["train_loss"], "world_size": metrics["world_size"]})
-            from reverso.train.mlflow_model import log_policy
+            version = None
+            if register:
+                from reverso.train.mlflow_model import log_policy
 
-            logged = reg.with_retries(lambda: log_policy(str(staging), str(model_dir.resolve())), "model logging")
-            version = reg.register_version(
-                registry.model_name, run.info.run_id, logged.model_uri,
-                tags={"pairs_md5": pairs_hash, "pairs": params.pairs, "base_model": str(model_dir)},
-                model_id=logged.model_id)
-            reg.set_alias(registry.model_name, reg.CHALLENGER, version)
+                logged = reg.with_retries(lambda: log_policy(str(staging), str(model_dir.resolve())),
+                                          "model logging")
+                version = reg.register_version(
+                    registry.model_name, run.info.run_id, logged.model_uri,
+                    tags={"pairs_md5": pairs_hash, "pairs": params.pair_set, "arm": params.arm,
+                          "base_model": str(model_dir)},
+                    model_id=logged.model_id)
+                reg.set_alias(registry.model_name, reg.CHALLENGER, version)
             info = {"run_id": run.info.run_id, "model_name": registry.model_name, "version": version,
-                    "base_model": str(model_dir), "pairs_md5": pairs_hash}
+                    "base_model": str(model_dir), "pairs_md5": pairs_hash, "arm": params.arm, "seed": params.seed}
             (staging / TRAIN_INFO).write_text(json.dumps(info, indent=2) + "\n")
         if output_dir.exists():
             shutil.rmtree(output_dir)
@@ -310,7 +340,8 @@ def train(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    metrics.update(version=version, run_id=info["run_id"])
+    metrics.update(version=version, run_id=info["run_id"], arm=params.arm, pairs=params.pair_set,
+                   gamma=params.margin_gamma, margin_mode=params.margin_mode, seed=params.seed)
     write_json(metrics_out, metrics)
     write_json(plots_dir / "train_curves.json", {"curves": [
         {"step": h["step"], **{k.replace("/", "_"): h[k] for k in CURVE_KEYS if k in h}}

@@ -27,7 +27,8 @@ class ReversoPolicy(mlflow.pyfunc.PythonModel):
 
     # model_input is left unannotated: MLflow turns a type hint into a schema it then enforces.
     def predict(self, context: Any, model_input, params: dict[str, Any] | None = None) -> list[str]:  # noqa: ANN001
-        from reverso.collect.samplers import GenerationSettings, HFSampler
+        from reverso.generation import GenerationSettings
+        from reverso.generation.hf import HFSampler
 
         conversations = model_input["messages"].tolist()  # the signature makes the input a DataFrame
         max_new = int((params or {}).get("max_new_tokens", MAX_NEW_TOKENS))

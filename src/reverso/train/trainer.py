@@ -1,7 +1,9 @@
 """The RPO objective as a small subclass of TRL's DPOTrainer (TRL pinned exactly: 1.16.0).
 
+    released: L = -log sigmoid( beta * (Delta - gamma * g) )     (the authors' code; our default)
     paper:    L = -log sigmoid( beta * Delta - gamma * g )
-    released: L = -log sigmoid( beta * (Delta - gamma * g) )
+
+(the paper's gamma is beta times the released gamma: released 0.05 with beta 0.1 = paper 0.005)
 
 with Delta = [log pi(y_c|x) - log pi_ref(y_c|x)] - [log pi(y_r|x) - log pi_ref(y_r|x)] and g the
 pair's margin. TRL computes sigmoid DPO from Delta with reference log-probs taken from the batch;
@@ -12,8 +14,6 @@ gamma = 0 is exactly TRL's sigmoid DPO. Logged rewards are corrected back to bet
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,40 +47,42 @@ def margin_offset(margin: torch.Tensor, beta: float, gamma: float, mode: str) ->
 class RPOTrainer(DPOTrainer):
     """DPOTrainer + the adaptive margin term gamma * g of Reverse Preference Optimization."""
 
-    def __init__(self, *args: Any, gamma: float = 0.05, margin_mode: str = "paper",
+    def __init__(self, *args: Any, gamma: float = 0.05, margin_mode: str = "released",
                  ref_cache_dir: Path | None = None, **kwargs: Any) -> None:
         self.ref_cache_dir = ref_cache_dir  # read by _precompute_ref_logps, which runs inside __init__
+        self._weights_digest: str | None = None
         super().__init__(*args, **kwargs)
         if gamma and self.loss_types != ["sigmoid"]:
             raise ValueError(f"the RPO margin needs loss_type ['sigmoid'], got {self.loss_types}")
         self.gamma, self.margin_mode = gamma, margin_mode
 
-    def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
-        """TRL's reference pass, cached on disk by (model weights, tokenized pairs).
+    def ref_cache_facts(self, dataset: Any) -> dict[str, Any]:
+        """What the reference log-probs of ``dataset`` (tokenized pairs) depend on; see ref_cache.py."""
+        from reverso.train import ref_cache
 
-        TRL keys its own cache on a fingerprint that includes every training argument, so a new
-        beta or learning rate would recompute; this key holds only what the log-probs depend on.
+        if self._weights_digest is None:
+            self._weights_digest = ref_cache.base_weights_digest(self.model)
+        return ref_cache.cache_facts(self, dataset, self._weights_digest)
+
+    def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
+        """TRL's reference pass, cached on disk by what the log-probs depend on (ref_cache.py).
+
+        TRL keys its own cache on every training argument and the LoRA init, so a new beta, arm or
+        seed would recompute; this key holds exactly the inputs of the reference pass.
         """
         if self.ref_cache_dir is None:
             return super()._precompute_ref_logps(dataset, name, batch_size)
-        from datasets.fingerprint import Hasher
+        from reverso.train import ref_cache
 
-        token_ids = dataset.select_columns(["prompt_ids", "chosen_ids", "rejected_ids"]).to_dict()
-        key = Hasher.hash((self._precompute_model_hash, token_ids))
-        path = Path(self.ref_cache_dir) / f"ref-logps-{key}.json"
-        if path.exists():
-            cached = json.loads(path.read_text())
-            if len(cached["chosen"]) == len(dataset):
-                print(f"reference log-probs for {name}: reused {path.name}")
-                return dataset.add_column("ref_chosen_logps", cached["chosen"]).add_column(
-                    "ref_rejected_logps", cached["rejected"])
+        facts = self.ref_cache_facts(dataset)
+        path = ref_cache.cache_path(Path(self.ref_cache_dir), facts)
+        cached = ref_cache.load(path, len(dataset))
+        if cached is not None:
+            print(f"reference log-probs for {name}: reused {path.name}")
+            return dataset.add_column("ref_chosen_logps", cached[0]).add_column("ref_rejected_logps", cached[1])
         result = super()._precompute_ref_logps(dataset, name, batch_size)
         if self.accelerator.is_main_process:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"chosen": list(result["ref_chosen_logps"]),
-                                       "rejected": list(result["ref_rejected_logps"])}))
-            os.replace(tmp, path)
+            ref_cache.save(path, facts, list(result["ref_chosen_logps"]), list(result["ref_rejected_logps"]))
         return result
 
     def _set_signature_columns_if_needed(self) -> None:

@@ -1,0 +1,121 @@
+"""Benchmark: the default pipeline from clean outputs — wall time and peak resident memory, per stage.
+
+Runs ``reverso pipeline`` (the same Prefect flow over DVC stages as ``make run``) in a fresh copy of
+the repository (tracked files only, so no outputs and no caches) and samples the resident set size
+of the whole process tree every 0.2 s. Stage boundaries come from DVC's "Running stage" lines.
+Writes ``bench/results/pipeline.json`` with ``wall_s``, ``peak_rss_mb`` and the same two per stage.
+
+    .venv/bin/python bench/pipeline.py                       # or: make bench-pipeline
+    .venv/bin/python bench/pipeline.py -S collect.sessions=4  # any params override
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+STAGE_LINE = re.compile(r"Running stage '([^']+)'")
+
+
+def copy_tracked(target: Path) -> None:
+    """A clean workspace: the repository's tracked and untracked-not-ignored files, outputs excluded."""
+    names = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    for name in names:
+        source = REPO / name
+        if source.is_file() and not name.startswith(("models/", "metrics/", "plots/", "reports/")):
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.email=b@b", "-c", "user.name=bench", "commit", "-qm", "bench"]):
+        subprocess.run(command, cwd=target, check=True, capture_output=True)
+
+
+def tree_rss(process: psutil.Process) -> int:
+    total = 0
+    for proc in [process, *process.children(recursive=True)]:
+        try:
+            total += proc.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def run(overrides: list[str], workspace: Path) -> dict:
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [str(bin_dir / "reverso"), "pipeline", *sum((["-S", o] for o in overrides), [])]
+    stages: dict[str, dict[str, float]] = {}
+    current = {"name": "startup", "since": time.perf_counter()}
+    peak = {"all": 0}
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, bufsize=1)
+    watched = psutil.Process(process.pid)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            rss = tree_rss(watched)
+            peak["all"] = max(peak["all"], rss)
+            entry = stages.setdefault(current["name"], {"wall_s": 0.0, "peak_rss_mb": 0.0})
+            entry["peak_rss_mb"] = max(entry["peak_rss_mb"], rss / 2**20)
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    log: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        log.append(line)
+        found = STAGE_LINE.search(line)
+        if found:
+            now = time.perf_counter()
+            stages.setdefault(current["name"], {"wall_s": 0.0, "peak_rss_mb": 0.0})["wall_s"] += now - current["since"]
+            current.update(name=found.group(1), since=now)
+    code = process.wait()
+    done.set()
+    sampler.join()
+    stages.setdefault(current["name"], {"wall_s": 0.0, "peak_rss_mb": 0.0})["wall_s"] += time.perf_counter() - current["since"]
+    if code != 0:
+        sys.stderr.write("".join(log[-60:]))
+        raise SystemExit(f"reverso pipeline failed with exit {code}")
+    return {"wall_s": round(time.perf_counter() - started, 1), "peak_rss_mb": round(peak["all"] / 2**20, 1),
+            "stages": {k: {"wall_s": round(v["wall_s"], 1), "peak_rss_mb": round(v["peak_rss_mb"], 1)}
+                       for k, v in stages.items()},
+            "overrides": overrides, "cpu_count": os.cpu_count()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-S", "--set", dest="overrides", action="append", default=[], help="params override")
+    parser.add_argument("--out", type=Path, default=REPO / "bench/results/pipeline.json")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary workspace")
+    args = parser.parse_args()
+    workspace = Path(tempfile.mkdtemp(prefix="reverso-bench-pipeline-"))
+    try:
+        copy_tracked(workspace)
+        result = run(args.overrides, workspace)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workspace, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Reference log-probs on disk, keyed by everything they depend on and nothing else.
+
+The reference pass is the base model (LoRA adapters disabled) scoring each pair's chosen and
+rejected tokens. Its numbers depend on: the base weights and their dtype; the token ids (the pairs'
+content after the tokenizer and its chat template); how the collator cuts and pads them
+(``max_length``, ``truncation_mode``, the pad token); and the numerics (bf16/fp16, attention
+implementation). They do not depend on beta, gamma, the learning rate, the arm, the seed or the
+LoRA shape, so every arm and seed trained on the same pairs shares one cache entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+FORMAT = 2  # bump when the facts or the file layout change
+
+
+def _normal_name(name: str) -> str:
+    """A base weight's name with PEFT's wrapping removed, so the LoRA shape does not change it."""
+    return name.replace("base_model.model.", "", 1).replace(".base_layer", "")
+
+
+def base_weights_digest(model: Any) -> str:
+    """SHA-256 of the base weights (names, dtypes, values), LoRA adapter weights left out."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted((_normal_name(n), t) for n, t in model.state_dict().items() if "lora_" not in n):
+        tensor = tensor.detach().cpu()
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16
+            tensor = tensor.view(torch.int16)
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def tokenizer_digest(tokenizer: Any) -> str:
+    """The tokenizer as it shapes token ids: vocabulary, special tokens and chat template."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    facts = {
+        "class": type(tokenizer).__name__,
+        "vocab": backend.to_str() if backend is not None else sorted(tokenizer.get_vocab().items()),
+        "special": {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())},
+        "chat_template": tokenizer.chat_template,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cache_facts(trainer: Any, dataset: Any, weights_digest: str) -> dict[str, Any]:
+    """What the reference log-probs of ``dataset`` (tokenized pairs) depend on."""
+    from datasets.fingerprint import Hasher
+
+    args, model = trainer.args, trainer.model
+    token_ids = dataset.select_columns(["prompt_ids", "chosen_ids", "rejected_ids"]).to_dict()
+    return {
+        "format": FORMAT,
+        "base_weights": weights_digest,
+        "dtype": str(model.dtype),
+        "max_length": args.max_length,
+        "truncation_mode": args.truncation_mode,
+        "pad_token_id": trainer.data_collator.pad_token_id,
+        "bf16": bool(args.bf16),
+        "fp16": bool(args.fp16),
+        "attn_implementation": getattr(model.config, "_attn_implementation", None),
+        "tokenizer": tokenizer_digest(trainer.processing_class),
+        "pairs_tokens": Hasher.hash(token_ids),
+        "rows": len(dataset),
+    }
+
+
+def cache_path(cache_dir: Path, facts: dict[str, Any]) -> Path:
+    key = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:32]
+    return Path(cache_dir) / f"ref-logps-{key}.json"
+
+
+def load(path: Path, rows: int) -> tuple[list[float], list[float]] | None:
+    if not path.exists():
+        return None
+    cached = json.loads(path.read_text())
+    if len(cached["chosen"]) != rows or len(cached["rejected"]) != rows:
+        return None
+    return cached["chosen"], cached["rejected"]
+
+
+def save(path: Path, facts: dict[str, Any], chosen: list[float], rejected: list[float]) -> None:
+    """Write atomically; the facts ride along so a cache entry explains itself."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"facts": facts, "chosen": chosen, "rejected": rejected}))
+    os.replace(tmp, path)
