@@ -101,7 +101,8 @@ def main() -> None:
         "engine_tokens_per_s": engine_rate,
         "hf_batched_tokens_per_s": hf_rate,
         "speedup": round(engine_rate / hf_rate, 2) if hf_rate else None,
-        "engine_config": {**engine_params.model_dump(exclude={"cache_dir"}), "top_k": samplers["engine"].top_k,  # type: ignore[attr-defined]
+        "engine_config": {**engine_params.model_dump(exclude={"cache_dir"}),
+                          "top_k": samplers["engine"].top_k,  # type: ignore[attr-defined]
                           "sampling": "one prompt per call, n samples forked from one prefill (num_hypotheses)"},
         "hf_batch_size": collect.sampler.batch_size,
         "details": results,

@@ -17,7 +17,7 @@ from reverso.pairs.validate import reverify
 
 REPO = Path(__file__).resolve().parents[1]
 OVERRIDES = [
-    "model.source=random-init", "collect.sessions=6", "collect.turns=2", "collect.system_constraints=3",
+    "model.source=random-init", "collect.sessions=10", "collect.turns=2", "collect.system_constraints=6",
     "collect.samples_per_turn=4", "collect.sampler.max_new_tokens=24", "reverse.max_quarantine_fraction=0.5",
     # a random-init model rarely stops before the cap: let its cut-off replies form pairs here
     "pairs.g_min=1", "pairs.allow_truncated=true", "pairs.max_length=256", "train.max_length=256", "train.max_steps=3",
@@ -45,8 +45,8 @@ def run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
     return result.stdout + result.stderr
 
 
-@pytest.mark.slow
-def test_pipeline_end_to_end(tmp_path: Path) -> None:
+def copied_workspace(tmp_path: Path) -> tuple[Path, dict[str, str], Path]:
+    """A copy of the repo (no outputs), the environment of an activated venv, and the venv's bin folder."""
     workspace = tmp_path / "ws"
     workspace.mkdir()
     copy_repo(workspace)
@@ -54,14 +54,20 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     env["PREFECT_HOME"] = str(tmp_path / "prefect")
     bin_dir = Path(sys.executable).parent
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"  # as with an activated venv
+    return workspace, env, bin_dir
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end(tmp_path: Path) -> None:
+    workspace, env, bin_dir = copied_workspace(tmp_path)
     output = run([str(bin_dir / "reverso"), "pipeline", *sum((["-S", o] for o in OVERRIDES), [])], workspace, env)
     assert "reverso pipeline summary" in output and "@challenger" in output
 
     sessions = read_rows(workspace / "data/sessions.jsonl", Session)
     responses = read_rows(workspace / "data/responses.jsonl", Response)
     verdicts = read_rows(workspace / "data/verdicts.jsonl", Verdict)
-    assert len(sessions.rows) == 6 and not sessions.quarantined
-    assert len(responses.rows) == 6 * 2 * 4 and not responses.quarantined
+    assert len(sessions.rows) == 10 and not sessions.quarantined
+    assert len(responses.rows) == 10 * 2 * 4 and not responses.quarantined
     assert not verdicts.quarantined and len(verdicts.rows) > 0
 
     pairs = []

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from reverso.collect.sessions import build_sessions, load_seed
-from reverso.config import EvaluateParams, SuiteSizes
+from reverso.config import EvaluateParams, SuiteSizes, load_params
 from reverso.constraints.judge import Judge
 from reverso.contracts import Message
 from reverso.evaluate.loaders import load_ifbench, load_ifeval, load_multi_if, load_sysbench
-from reverso.evaluate.intervals import intervals, paired
+from reverso.evaluate.intervals import intervals
 from reverso.evaluate.metrics import (
     SUITE_METRICS,
     TurnScore,
@@ -232,8 +232,14 @@ def test_paired_difference_is_tighter_than_comparing_two_intervals() -> None:
     assert a["ci_low"] < b["ci_high"]  # ... that two overlapping unpaired intervals would miss
 
 
-def test_default_suite_sizes_give_ci_halfwidths_of_at_most_5_points() -> None:
-    sizes = EvaluateParams().suites
+def test_powered_suite_sizes_give_ci_halfwidths_of_at_most_5_points() -> None:
+    from pathlib import Path
+
+    from reverso.config import Params, recipe_overrides
+
+    repo = Path(__file__).resolve().parents[1]
+    sizes = load_params(repo / "missing.yaml", recipe_overrides(repo / "configs/eval/powered.yaml")).evaluate.suites
+    assert sizes == EvaluateParams().suites == Params().evaluate.suites  # the recipe = the typed defaults
     # A proportion at 0.5 (the widest case) over n prompts; a session's score lies in [0, 1], so a
     # session suite is bounded the same way even when all of a session's turns agree.
     for n in (sizes.ifeval, sizes.multi_if):

@@ -149,7 +149,8 @@ def test_unreachable_tracking_server_is_reported_within_30_s(tmp_path: Path) -> 
     assert elapsed < 30 + 15  # probe budget 20 s; the rest is interpreter start-up on a busy machine
 
 
-COLLECT = ["collect", "-S", "collect.sessions=10", "-S", "collect.turns=1", "-S", "collect.samples_per_turn=2",
+COLLECT = ["collect", "-S", "collect.sampler.backend=hf",  # HF batches of 1 prompt: many progress records
+           "-S", "collect.sessions=10", "-S", "collect.turns=1", "-S", "collect.samples_per_turn=2",
            "-S", "collect.system_constraints=2", "-S", "collect.sampler.batch_size=2",
            "-S", "collect.sampler.max_new_tokens=24"]
 

@@ -213,6 +213,19 @@ def test_truncated_responses_never_become_pairs_and_are_counted(tmp_path) -> Non
     assert TEXTS[0] in stage_texts(tmp_path / "all") and allowed["truncated_left_out"] == 0
 
 
+def test_a_turn_whose_responses_were_all_cut_off_gives_no_pairs(tmp_path) -> None:
+    from reverso.config import PairsParams
+    from reverso.pairs import pairs as run_stage
+
+    every_first_turn = {(0, i) for i in range(len(TEXTS))}
+    session, samples = two_turn_samples(truncated=every_first_turn | {(1, 0), (1, 1), (1, 2), (1, 3)})
+    metrics = run_stage(PairsParams(), *write_stage_inputs(tmp_path, session, samples), tmp_path / "pairs",
+                        tmp_path / "pairs.json", tmp_path / "reports")
+    assert metrics["rpo"]["pairs"] == 0 and metrics["dpo"]["pairs"] == 0  # one finished reply pairs with nothing
+    assert metrics["truncated_left_out"] == len(samples) - 1
+    assert dpo_pair(session, []) is None
+
+
 def test_finished_only_keeps_groups_and_counts() -> None:
     from reverso.pairs import finished_only
 

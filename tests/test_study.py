@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -64,7 +62,7 @@ def test_report_refuses_evaluations_on_different_suites() -> None:
 
 
 SMOKE = [
-    "model.source=random-init", "collect.sessions=6", "collect.turns=2", "collect.system_constraints=3",
+    "model.source=random-init", "collect.sessions=10", "collect.turns=2", "collect.system_constraints=6",
     "collect.samples_per_turn=4", "collect.sampler.max_new_tokens=24", "reverse.max_quarantine_fraction=0.5",
     "pairs.g_min=1", "pairs.allow_truncated=true", "pairs.max_length=256", "train.max_length=256",
     "train.max_steps=2",
@@ -76,15 +74,9 @@ SMOKE = [
 
 @pytest.mark.slow
 def test_study_smoke_end_to_end(tmp_path: Path) -> None:
-    from test_e2e import copy_repo, run
+    from test_e2e import copied_workspace, run
 
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
-    copy_repo(workspace)
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PREFECT_HOME"] = str(tmp_path / "prefect")
-    bin_dir = Path(sys.executable).parent
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    workspace, env, bin_dir = copied_workspace(tmp_path)
     output = run([str(bin_dir / "reverso"), "study", *sum((["-S", o] for o in SMOKE), [])], workspace, env)
     assert "rpo_minus_dpo" in output
 

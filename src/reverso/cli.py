@@ -30,6 +30,8 @@ app.add_typer(constraints_app, name="constraints")
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-S", help="override, e.g. -S train.beta=0.2")]
+RecipeOpt = Annotated[Path | None, typer.Option(
+    "--recipe", help="a params file of sections applied first (like -S), e.g. configs/study/cpu.yaml")]
 BASE, POLICY, SEED = Path("models/base"), Path("models/policy"), Path("data/seed")
 SESSIONS, RESPONSES, VERDICTS = Path("data/sessions.jsonl"), Path("data/responses.jsonl"), Path("data/verdicts.jsonl")
 PAIRS = Path("data/pairs")
@@ -287,12 +289,14 @@ def validate(
 @_friendly
 def pipeline(stages: Annotated[list[str] | None, typer.Option("--stage", help="run only these stages")] = None,
              force: Annotated[bool, typer.Option("--force", help="rerun even if up to date")] = False,
-             set_: SetOpt = None, workspace: Path = Path(".")) -> None:
+             set_: SetOpt = None, workspace: Path = Path("."), recipe: RecipeOpt = None) -> None:
     """Run the whole pipeline as a Prefect flow over the DVC stages, then print a summary."""
+    from reverso.config import recipe_overrides
     from reverso.orchestration import run_pipeline_flow
     from reverso.summary import render_summary
 
-    run_pipeline_flow(workspace=workspace, stages=stages, force=force, overrides=set_ or [])
+    overrides = [*(recipe_overrides(recipe) if recipe else []), *(set_ or [])]
+    run_pipeline_flow(workspace=workspace, stages=stages, force=force, overrides=overrides)
     typer.echo(render_summary(workspace))
 
 
@@ -304,8 +308,7 @@ app.add_typer(study_app, name="study")
 @study_app.callback()
 @_friendly
 def study(ctx: typer.Context, set_: SetOpt = None, workspace: Path = Path("."),
-          recipe: Annotated[Path | None, typer.Option(
-              "--recipe", help="params sections to apply first, e.g. configs/study/paper-8b.yaml")] = None,
+          recipe: RecipeOpt = None,
           force: Annotated[bool, typer.Option("--force", help="rerun every item even if up to date")] = False) -> None:
     """Run the whole study as a Prefect flow over the DVC stages (skips items that already finished)."""
     if ctx.invoked_subcommand is not None:
@@ -322,6 +325,7 @@ def study(ctx: typer.Context, set_: SetOpt = None, workspace: Path = Path("."),
 
 @study_app.command("train-arm")
 @_friendly
+@_stage
 def study_train_arm(arm: Annotated[str, typer.Option(help="dpo | rpo | rpo_no_margin")],
                     seed: Annotated[int, typer.Option(help="train.seed of this replicate")],
                     params: ParamsOpt = Path("params.yaml"), model: Path = BASE, pairs_dir: Path = PAIRS,
@@ -329,12 +333,14 @@ def study_train_arm(arm: Annotated[str, typer.Option(help="dpo | rpo | rpo_no_ma
     """Train one arm x seed of the study (a DVC stage item: study-train@ARM-SEED)."""
     from reverso.study import train_arm
 
+    _tracking_reachable()
     result = train_arm(_params(params, set_), arm, seed, model, pairs_dir)
     typer.echo(f"study {arm}-{seed}: {result['steps']} steps, loss {result['train_loss']:.4f}")
 
 
 @study_app.command("evaluate")
 @_friendly
+@_stage
 def study_evaluate(arm: Annotated[str | None, typer.Option(help="dpo | rpo | rpo_no_margin")] = None,
                    seed: Annotated[int | None, typer.Option(help="the replicate's seed")] = None,
                    base: Annotated[bool, typer.Option("--base", help="evaluate the base model")] = False,
@@ -353,10 +359,12 @@ def study_evaluate(arm: Annotated[str | None, typer.Option(help="dpo | rpo | rpo
 
 @study_app.command("report")
 @_friendly
+@_stage
 def study_report(params: ParamsOpt = Path("params.yaml"), set_: SetOpt = None) -> None:
     """Table of mean +- CI per arm, paired differences, per-constraint plot; the study's promotion."""
     from reverso.study import report_study
 
+    _tracking_reachable()
     report = report_study(_params(params, set_))
     typer.echo(f"study report: metrics/study.json; promotion: {report['promotion'].get('decision')}")
 

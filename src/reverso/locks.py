@@ -89,8 +89,16 @@ def hold(path: Path, command: str, wait: bool = True, timeout_s: float | None = 
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextmanager
 def stage_lock(command: str) -> Iterator[None]:
-    """The lock every stage command takes in the current workspace (the repository root)."""
-    return hold(STAGE_LOCK, command,
-                busy=lambda holder: f"another reverso stage is running in {Path.cwd()}: {holder}; "
-                                    "wait for it to finish, or raise REVERSO_LOCK_TIMEOUT")
+    """The lock every stage command takes in the current workspace (the repository root).
+
+    Under ``accelerate launch`` / ``torchrun`` only rank 0 takes it: the other ranks are the same run.
+    """
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        yield
+        return
+    with hold(STAGE_LOCK, command,
+              busy=lambda holder: f"another reverso stage is running in {Path.cwd()}: {holder}; "
+                                  "wait for it to finish, or raise REVERSO_LOCK_TIMEOUT"):
+        yield

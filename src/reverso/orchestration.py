@@ -200,17 +200,21 @@ def promote_flow(workspace: str = ".", dry_run: bool = False, on_busy: str = "wa
             dvc_repro("promote", str(root))
 
 
+def _result(state: Any, what: str) -> Any:
+    """A finished flow's return value; a failed flow's error as one PipelineError."""
+    try:
+        return state.result()
+    except PipelineError:
+        raise
+    except Exception as exc:
+        raise PipelineError(f"{what} flow {state.name}: {exc}") from exc
+
+
 def run_pipeline_flow(workspace: Path, stages: list[str] | None, force: bool, overrides: list[str]) -> None:
     """Run the flow in-process (ephemeral Prefect API unless PREFECT_API_URL points at a server)."""
     state = pipeline_flow(stages=stages, force=force, overrides=overrides, workspace=str(workspace),
                           return_state=True)
-    if not state.is_completed():
-        try:
-            state.result()
-        except PipelineError:
-            raise
-        except Exception as exc:
-            raise PipelineError(f"pipeline flow {state.name}: {exc}") from exc
+    _result(state, "pipeline")
 
 
 STUDY_SHARED = ("prepare-model", "collect", "reverse", "pairs")
@@ -245,12 +249,6 @@ def study_flow(overrides: list[str] | None = None, workspace: str = ".", force: 
 
 
 def run_study_flow(workspace: Path, overrides: list[str], force: bool = False) -> dict[str, str]:
+    """Run the study flow in-process; returns each stage item's status (ran / skipped)."""
     state = study_flow(overrides=overrides, workspace=str(workspace), force=force, return_state=True)
-    if not state.is_completed():
-        try:
-            state.result()
-        except PipelineError:
-            raise
-        except Exception as exc:
-            raise PipelineError(f"study flow {state.name}: {exc}") from exc
-    return state.result()
+    return _result(state, "study")

@@ -37,10 +37,13 @@ def best_sample(session: Session, turn: int, texts: list[str]) -> int:
 
 
 def _batch_prompts(sampler: Sampler, params: CollectParams) -> int:
-    """Prompts per resumable batch: one HF generate batch (so the seeds match an unbatched run);
+    """Prompts per resumable batch: one HF generate batch (so the seeds match an unbatched run); the CPU
+    engine samples prompt by prompt, so a few per batch (one or two per replica) keep progress fine-grained;
     engines that batch internally (vLLM, servers) get larger batches."""
     per_batch = max(1, params.sampler.batch_size // params.samples_per_turn)
-    return per_batch if isinstance(sampler, HFSampler) else max(per_batch, 64)
+    if isinstance(sampler, HFSampler):
+        return per_batch
+    return max(per_batch, 4) if sampler.name == "engine" else max(per_batch, 64)
 
 
 def sample_responses(sessions: list[Session], sampler: Sampler, params: CollectParams, model_name: str,

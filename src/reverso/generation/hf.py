@@ -41,8 +41,8 @@ class HFSampler:
                 out = self.model.generate(**enc, **kwargs)
             new_tokens = out[:, enc["input_ids"].shape[1] :]
             for row, ids in enumerate(batch):
-                completions = [completion_from_ids(self.tokenizer, (new_tokens[row * n + k] if sample else new_tokens[row]).tolist(),
-                                                   len(ids), stops) for k in range(n)]
+                rows = [new_tokens[row * n + k] if sample else new_tokens[row] for k in range(n)]
+                completions = [completion_from_ids(self.tokenizer, seq.tolist(), len(ids), stops) for seq in rows]
                 generated += sum(c.completion_tokens for c in completions)
                 results.append(completions)
             bar.update(len(batch))

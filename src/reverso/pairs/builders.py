@@ -68,7 +68,12 @@ def rpo_pairs(session: Session, samples: list[Sample], g_min: int) -> list[Pair]
 
 
 def dpo_pair(session: Session, samples: list[Sample]) -> Pair | None:
-    """The baseline pair of one (session, turn), or None when every response scores the same."""
+    """The baseline pair of one (session, turn), or None when every response scores the same.
+
+    A turn can hold fewer than two finished responses (the rest were cut at the token cap): no pair.
+    """
+    if len(samples) < 2:
+        return None
     ordered = sorted(samples, key=lambda s: s.response.sample_idx)
     best = max(ordered, key=lambda s: sum(s.vector))
     worst = min(ordered, key=lambda s: sum(s.vector))
