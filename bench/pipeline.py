@@ -110,7 +110,9 @@ def main() -> None:
         copy_tracked(workspace)
         result = run(args.overrides, workspace)
     finally:
-        if not args.keep:
+        if args.keep:
+            print(f"workspace kept: {workspace}")
+        else:
             shutil.rmtree(workspace, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

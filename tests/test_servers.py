@@ -98,7 +98,8 @@ def test_pipeline_against_real_prefect_and_mlflow_servers(tmp_path: Path) -> Non
         run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], workspace,
             {**client_env, "REVERSO_WORKSPACE": str(workspace)})
         deployments = post(f"{prefect_api}/deployments/filter", {})
-        assert {d["name"] for d in deployments} >= {"reverso-nightly", "reverso-weekly-champion", "reverso-manual"}
+        assert {d["name"] for d in deployments} >= {"reverso-nightly", "reverso-weekly-champion", "reverso-manual",
+                                                    "reverso-study"}
         nightly = next(d for d in deployments if d["name"] == "reverso-nightly")
         assert nightly["schedules"] and nightly["work_pool_name"] == "reverso-process"
 

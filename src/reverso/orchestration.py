@@ -218,6 +218,7 @@ def run_pipeline_flow(workspace: Path, stages: list[str] | None, force: bool, ov
 
 
 STUDY_SHARED = ("prepare-model", "collect", "reverse", "pairs")
+STUDY_PIPELINE = "study/dvc.yaml"  # its own dvc.yaml: a plain `dvc repro` never starts the study
 
 
 def study_items(workspace: Path) -> list[str]:
@@ -226,8 +227,9 @@ def study_items(workspace: Path) -> list[str]:
 
     study = load_params(workspace / "params.yaml").study
     names = [f"{arm}-{seed}" for arm in study.arms for seed in study.seeds]
-    return ([f"study-train@{n}" for n in names] + ["study-evaluate-base"]
-            + [f"study-evaluate@{n}" for n in names] + ["study-report"])
+    items = ([f"study-train@{n}" for n in names] + ["study-evaluate-base"]
+             + [f"study-evaluate@{n}" for n in names] + ["study-report"])
+    return [f"{STUDY_PIPELINE}:{item}" for item in items]
 
 
 @flow(name="reverso-study", log_prints=True, on_failure=[_notify_failure])
@@ -240,10 +242,11 @@ def study_flow(overrides: list[str] | None = None, workspace: str = ".", force: 
     with workspace_lock(root, wait=on_busy == "wait"):
         apply_overrides(root, overrides or [])
         for stage in [*STUDY_SHARED, *study_items(root)]:
-            tail = dvc_repro(stage, str(root), force and stage.startswith("study-"))
+            tail = dvc_repro(stage, str(root), force and stage.startswith(STUDY_PIPELINE))
             skipped = "didn't change, skipping" in tail or "is cached - skipping" in tail
-            status[stage] = "skipped (already finished)" if skipped else "ran"
-            print(f"{stage}: {status[stage]}")
+            name = stage.removeprefix(f"{STUDY_PIPELINE}:")
+            status[name] = "skipped (already finished)" if skipped else "ran"
+            print(f"{name}: {status[name]}")
     print(f"study finished in {time.monotonic() - started:.0f} s")
     return status
 
