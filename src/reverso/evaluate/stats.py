@@ -49,7 +49,8 @@ def resample_weights(units: int, resamples: int = DEFAULT_RESAMPLES, seed: int =
     return rng.multinomial(units, np.full(units, 1.0 / units), size=resamples).astype(float)
 
 
-def _interval(draws: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
+def percentile_interval(draws: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
+    """The percentile interval of the finite bootstrap draws ((None, None) when there are none)."""
     finite = draws[np.isfinite(draws)]
     if not finite.size:
         return None, None
@@ -59,7 +60,7 @@ def _interval(draws: np.ndarray, confidence: float) -> tuple[float | None, float
 
 
 def _result(point: float, draws: np.ndarray, units: int, confidence: float) -> dict[str, Any]:
-    low, high = _interval(draws, confidence)
+    low, high = percentile_interval(draws, confidence)
     return {"mean": None if not np.isfinite(point) else float(point), "ci_low": low, "ci_high": high,
             "n": units, "confidence": confidence}
 

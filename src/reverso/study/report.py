@@ -16,7 +16,7 @@ import numpy as np
 
 from reverso.evaluate.intervals import ROWS, suite_kind
 from reverso.evaluate.metrics import HEADLINE, TurnScore, not_scored, per_constraint
-from reverso.evaluate.stats import resample_weights
+from reverso.evaluate.stats import percentile_interval, resample_weights
 from reverso.io import write_json
 
 DIFFERENCES = {"rpo_minus_dpo": ("rpo", "dpo"), "rpo_minus_base": ("rpo", "base"),
@@ -40,13 +40,6 @@ def headline_draws(suite: str, scores: list[list[TurnScore]], weights: np.ndarra
     kind = suite_kind(suite)
     rows, statistics = ROWS[kind](scores)
     return 100 * statistics[HEADLINE[kind].split(".", 1)[1]](weights, rows)
-
-
-def _interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
-    finite = draws[np.isfinite(draws)]
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(finite, [tail, 100 - tail])
-    return float(low), float(high)
 
 
 def arm_models(evals: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
@@ -80,12 +73,12 @@ def bootstrap_suite(suite: str, evals: dict[str, dict[str, Any]], arms: dict[str
     for arm in arms:
         entry: dict[str, Any] = {"mean": point[arm], "n": units, "seeds": seeds[arm]}
         if arm in draws:
-            entry["ci_low"], entry["ci_high"] = _interval(draws[arm], confidence)
+            entry["ci_low"], entry["ci_high"] = percentile_interval(draws[arm], confidence)
         per_arm[arm] = entry
     differences = {}
     for key, (a, b) in DIFFERENCES.items():
         if a in draws and b in draws:
-            low, high = _interval(draws[a] - draws[b], confidence)
+            low, high = percentile_interval(draws[a] - draws[b], confidence)
             differences[key] = {"mean": point[a] - point[b], "ci_low": low, "ci_high": high, "n": units}  # type: ignore[operator]
     return {"arms": per_arm, "differences": differences}
 
