@@ -54,6 +54,13 @@ def test_best_sample_picks_most_constraints_then_first() -> None:
     assert best_sample(session, 0, texts) == 0
 
 
+def test_best_sample_prefers_a_finished_reply_as_history() -> None:
+    session = sessions()[0]
+    texts = ["", "", ""]
+    assert best_sample(session, 0, texts, [False, False, True]) == 2
+    assert best_sample(session, 0, texts, [False, False, False]) == 0
+
+
 def test_user_sessions_jsonl_and_hf_dataset_with_quarantine(tmp_path) -> None:
     import json
 

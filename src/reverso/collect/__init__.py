@@ -28,12 +28,14 @@ def make_sampler(params: SamplerParams, model_dir: str | Path) -> Sampler:
     return build_sampler(params.backend, model_dir, engine=params.engine, batch_size=params.batch_size, server=params)
 
 
-def best_sample(session: Session, turn: int, texts: list[str]) -> int:
-    """Index of the response satisfying most active constraints (ties: the first). Used as history."""
+def best_sample(session: Session, turn: int, texts: list[str], finished: list[bool] | None = None) -> int:
+    """Index of the response used as the next turn's history: a finished one before any reply cut at the
+    token cap, then the most active constraints satisfied, then the first."""
     active = [c for c in session_constraints(session, turn) if engine.is_verifiable(c)]
     context = engine.CheckContext(prompt=session.turns[turn].user)
     scores = [sum(v.passed for v in engine.check_all(active, text, context)) for text in texts]
-    return max(range(len(texts)), key=lambda i: (scores[i], -i))
+    done = finished if finished is not None else [True] * len(texts)
+    return max(range(len(texts)), key=lambda i: (done[i], scores[i], -i))
 
 
 def _batch_prompts(sampler: Sampler, params: CollectParams) -> int:
@@ -80,7 +82,8 @@ def sample_responses(sessions: list[Session], sampler: Sampler, params: CollectP
                             finish_reason=completion.finish_reason, prompt_tokens=completion.prompt_tokens,
                             completion_tokens=completion.completion_tokens,
                         ))
-                    chosen = best_sample(session, turn, [c.text for c in completions])
+                    chosen = best_sample(session, turn, [c.text for c in completions],
+                                         [c.finish_reason != "length" for c in completions])
                     best[session.session_id] = completions[chosen].text
                 if progress is not None:
                     progress.record(turn, start, batch, best)
