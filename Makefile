@@ -42,9 +42,11 @@ run: setup
 bench-pipeline: setup
 	$(BIN)/python bench/pipeline.py
 
-# The replication study: base vs DPO vs RPO vs RPO without margin, x3 seeds (params.yaml `study:`).
+# The replication study: base vs DPO vs RPO vs RPO without margin, x3 seeds (params.yaml `study:`),
+# sized by a recipe (the CPU one is what docs/results.md reports; `make study STUDY_RECIPE=` for none).
+STUDY_RECIPE ?= configs/study/cpu.yaml
 study: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/reverso study
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/reverso study $(if $(STUDY_RECIPE),--recipe $(STUDY_RECIPE))
 
 test: $(DEV)
 	bash scripts/system-deps.sh

@@ -2,8 +2,14 @@
 
 Runs ``reverso pipeline`` (the same Prefect flow over DVC stages as ``make run``) in a fresh copy of
 the repository (tracked files only, so no outputs and no caches) and samples the resident set size
-of the whole process tree every 0.2 s. Stage boundaries come from DVC's "Running stage" lines.
+of the whole process tree every 0.3 s. Stage boundaries come from DVC's "Running stage" lines.
 Writes ``bench/results/pipeline.json`` with ``wall_s``, ``peak_rss_mb`` and the same two per stage.
+
+Three memory figures, because a sum of RSS over a process tree counts every shared page (the torch
+libraries each Python process maps, the model file two processes map) once per process:
+``peak_rss_mb`` (sum of RSS, an upper bound), ``peak_pss_mb`` (sum of PSS: shared pages divided
+among the processes sharing them, what the tree really occupies) and ``peak_process_rss_mb`` (the
+largest single process).
 
     .venv/bin/python bench/pipeline.py                       # or: make bench-pipeline
     .venv/bin/python bench/pipeline.py -S collect.sessions=4  # any params override
@@ -43,14 +49,25 @@ def copy_tracked(target: Path) -> None:
         subprocess.run(command, cwd=target, check=True, capture_output=True)
 
 
-def tree_rss(process: psutil.Process) -> int:
-    total = 0
+FIGURES = ("peak_rss_mb", "peak_pss_mb", "peak_process_rss_mb")
+
+
+def tree_memory(process: psutil.Process) -> dict[str, float]:
+    """Sum of RSS, sum of PSS and the largest RSS over the process tree, in MiB."""
+    rss = pss = largest = 0
     for proc in [process, *process.children(recursive=True)]:
         try:
-            total += proc.memory_info().rss
+            info = proc.memory_full_info()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return total
+            continue
+        rss += info.rss
+        pss += getattr(info, "pss", info.rss)
+        largest = max(largest, info.rss)
+    return {"peak_rss_mb": rss / 2**20, "peak_pss_mb": pss / 2**20, "peak_process_rss_mb": largest / 2**20}
+
+
+def _entry() -> dict[str, float]:
+    return {"wall_s": 0.0, **dict.fromkeys(FIGURES, 0.0)}
 
 
 def run(overrides: list[str], workspace: Path) -> dict:
@@ -60,7 +77,7 @@ def run(overrides: list[str], workspace: Path) -> dict:
     command = [str(bin_dir / "reverso"), "pipeline", *sum((["-S", o] for o in overrides), [])]
     stages: dict[str, dict[str, float]] = {}
     current = {"name": "startup", "since": time.perf_counter()}
-    peak = {"all": 0}
+    peak = _entry()
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, bufsize=1)
@@ -69,11 +86,12 @@ def run(overrides: list[str], workspace: Path) -> dict:
 
     def sample() -> None:
         while not done.is_set():
-            rss = tree_rss(watched)
-            peak["all"] = max(peak["all"], rss)
-            entry = stages.setdefault(current["name"], {"wall_s": 0.0, "peak_rss_mb": 0.0})
-            entry["peak_rss_mb"] = max(entry["peak_rss_mb"], rss / 2**20)
-            time.sleep(0.2)
+            memory = tree_memory(watched)
+            entry = stages.setdefault(current["name"], _entry())
+            for key, value in memory.items():
+                peak[key] = max(peak[key], value)
+                entry[key] = max(entry[key], value)
+            time.sleep(0.3)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -84,18 +102,17 @@ def run(overrides: list[str], workspace: Path) -> dict:
         found = STAGE_LINE.search(line)
         if found:
             now = time.perf_counter()
-            stages.setdefault(current["name"], {"wall_s": 0.0, "peak_rss_mb": 0.0})["wall_s"] += now - current["since"]
+            stages.setdefault(current["name"], _entry())["wall_s"] += now - current["since"]
             current.update(name=found.group(1), since=now)
     code = process.wait()
     done.set()
     sampler.join()
-    stages.setdefault(current["name"], {"wall_s": 0.0, "peak_rss_mb": 0.0})["wall_s"] += time.perf_counter() - current["since"]
+    stages.setdefault(current["name"], _entry())["wall_s"] += time.perf_counter() - current["since"]
     if code != 0:
         sys.stderr.write("".join(log[-60:]))
         raise SystemExit(f"reverso pipeline failed with exit {code}")
-    return {"wall_s": round(time.perf_counter() - started, 1), "peak_rss_mb": round(peak["all"] / 2**20, 1),
-            "stages": {k: {"wall_s": round(v["wall_s"], 1), "peak_rss_mb": round(v["peak_rss_mb"], 1)}
-                       for k, v in stages.items()},
+    return {"wall_s": round(time.perf_counter() - started, 1), **{k: round(peak[k], 1) for k in FIGURES},
+            "stages": {k: {f: round(x, 1) for f, x in v.items()} for k, v in stages.items()},
             "overrides": overrides, "cpu_count": os.cpu_count()}
 
 

@@ -17,10 +17,12 @@ def test_second_run_in_same_workspace_fails_fast(tmp_path: Path) -> None:
 
 def test_overrides_are_validated_then_written(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
-    params.write_text("train:\n  beta: 0.1\n")
-    apply_overrides(tmp_path, ["train.beta=0.3", "pairs.g_min=2"])
+    params.write_text("train:\n  beta: 0.1   # the DPO temperature\n  lora:\n    r: 8\n")
+    apply_overrides(tmp_path, ["train.beta=0.3", "pairs.g_min=2", "study.seeds=[1, 2]"])
     tree = yaml.safe_load(params.read_text())
-    assert tree["train"]["beta"] == 0.3 and tree["pairs"]["g_min"] == 2
+    assert tree["train"]["beta"] == 0.3 and tree["pairs"]["g_min"] == 2 and tree["study"]["seeds"] == [1, 2]
+    assert tree["train"]["lora"]["r"] == 8
+    assert "# the DPO temperature" in params.read_text()  # a recipe keeps the user's comments
     from reverso.config import ConfigError
 
     with pytest.raises(ConfigError):

@@ -119,8 +119,11 @@ def workspace_lock(workspace: Path, wait: bool, timeout_s: float | None = None) 
 
 
 def apply_overrides(workspace: Path, overrides: list[str]) -> None:
-    """Write ``section.field=value`` overrides into params.yaml (as ``dvc exp run -S`` does), validated."""
-    import yaml
+    """Write ``section.field=value`` overrides into params.yaml (as ``dvc exp run -S`` does), validated.
+
+    Round-trip YAML (ruamel, as DVC itself uses): the file keeps its comments and key order.
+    """
+    from ruamel.yaml import YAML
 
     from reverso.config import _set_dotted, load_params, parse_override
 
@@ -128,11 +131,14 @@ def apply_overrides(workspace: Path, overrides: list[str]) -> None:
         return
     path = workspace / "params.yaml"
     load_params(path, overrides)  # validate before touching the file
-    tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    document = YAML()
+    document.preserve_quotes = True
+    tree = document.load(path.read_text(encoding="utf-8")) or {}
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(tree, key, value)
-    path.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+    with path.open("w", encoding="utf-8") as stream:
+        document.dump(tree, stream)
 
 
 def _notify_failure(flow: Any, flow_run: Any, state: Any) -> None:
