@@ -23,7 +23,10 @@ import time
 from pathlib import Path
 
 import llama_cpp as lc
-from sampler import pipeline_conversations  # bench/sampler.py: collect's turn-0 prompts
+from sampler import (  # bench/sampler.py: collect's prompts, one timed run
+    pipeline_conversations,
+    timed,
+)
 from transformers import AutoTokenizer
 
 from reverso.config import load_params
@@ -85,17 +88,16 @@ class LlamaCpp:
             samplers = [self._sampler(settings, 1000 * group_start + k) for k in range(len(group) * n)]
             live = {g * n + s: len(group[g]) - 1 for g in range(len(group)) for s in range(n)}
             last = {seq: group[seq // n][-1] for seq in live}
-            produced = dict.fromkeys(live, 0)
             while live:
                 order = sorted(live)
                 self._fill([(last[seq], live[seq], seq, True) for seq in order])
                 for i, seq in enumerate(order):
                     token = lc.llama_sampler_sample(samplers[seq], self.ctx, i)
-                    produced[seq] += 1
                     tokens += 1
                     live[seq] += 1
                     last[seq] = token
-                    if lc.llama_vocab_is_eog(self.vocab, token) or produced[seq] >= settings.max_new_tokens:
+                    produced = live[seq] - (len(group[seq // n]) - 1)
+                    if lc.llama_vocab_is_eog(self.vocab, token) or produced >= settings.max_new_tokens:
                         del live[seq]
             for chain in samplers:
                 lc.llama_sampler_free(chain)
@@ -130,11 +132,9 @@ def main() -> None:
         result["llamacpp"][f"parallel_{parallel}"] = llama.run(prompts, n, settings, parallel)
         print(parallel, result["llamacpp"][f"parallel_{parallel}"], flush=True)
     engine = make_sampler("engine", args.model, None, engine=collect.sampler.engine, progress=False)
-    started = time.perf_counter()
-    outputs = engine.generate(conversations, n, settings)
-    wall = time.perf_counter() - started
-    produced = sum(c.completion_tokens for cs in outputs for c in cs)
-    result["engine"] = {"tokens": produced, "wall_s": round(wall, 2), "tokens_per_s": round(produced / wall, 1),
+    run = timed(engine, conversations, n, settings)
+    result["engine"] = {"tokens": run["tokens"], "wall_s": round(run["wall_s"], 2),
+                        "tokens_per_s": round(run["tokens"] / run["wall_s"], 1),
                         "config": collect.sampler.engine.model_dump()}
     print("engine", result["engine"], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 
 import psutil
+from pipeline import tree_memory  # bench/pipeline.py
+
+# tree_memory: RSS / PSS / largest process of a process tree, in MiB
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,18 +42,15 @@ def run_setting(overrides: list[str], pairs: Path, model: Path, steps: int, work
     started = time.perf_counter()
     with open(work / "train.log", "w") as log:
         process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-        watched, peak = psutil.Process(process.pid), 0
+        watched, peak = psutil.Process(process.pid), 0.0
         while process.poll() is None:
-            try:
-                peak = max(peak, watched.memory_info().rss)
-            except psutil.NoSuchProcess:
-                break
+            peak = max(peak, tree_memory(watched)["peak_process_rss_mb"])
             time.sleep(0.2)
     wall = time.perf_counter() - started
     if process.returncode != 0:
         sys.stderr.write((work / "train.log").read_text()[-4000:])
         raise SystemExit(f"{' '.join(command)} failed with exit {process.returncode}")
-    return {"peak_rss_mb": round(peak / 2**20, 1), "wall_s": round(wall, 1)}
+    return {"peak_rss_mb": round(peak, 1), "wall_s": round(wall, 1)}
 
 
 def main() -> None:
