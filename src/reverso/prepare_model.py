@@ -135,7 +135,8 @@ def prepare_model(params: ModelParams, output_dir: str | Path) -> dict[str, Any]
 
 
 def load_model_and_tokenizer(path: str | Path, adapter: str | Path | None = None) -> tuple[Any, Any]:
-    """Load a prepared base model (and optionally a LoRA adapter) from safetensors only."""
+    """Load a prepared base model (and optionally a LoRA adapter) from safetensors only, on the GPU if any."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(path))
@@ -145,5 +146,7 @@ def load_model_and_tokenizer(path: str | Path, adapter: str | Path | None = None
 
         model = PeftModel.from_pretrained(model, str(adapter))
         model = model.merge_and_unload()
+    if torch.cuda.is_available():
+        model = model.to("cuda")
     model.eval()
     return model, tokenizer

@@ -29,7 +29,7 @@ class HFSampler:
         generated, started = 0, time.perf_counter()
         for start in range(0, len(prompts), per_batch):
             batch = prompts[start : start + per_batch]
-            enc = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt", padding=True)
+            enc = self.tokenizer.pad({"input_ids": batch}, return_tensors="pt", padding=True).to(self.model.device)
             torch.manual_seed(settings.seed + start)
             sample = settings.temperature > 0
             kwargs: dict[str, Any] = {"do_sample": sample, "max_new_tokens": settings.max_new_tokens,
