@@ -103,6 +103,16 @@ def test_greedy_matches_hf_and_reports_tokens(tiny_model_dir: Path, engine: Engi
         assert got[0].finish_reason == ("length" if got[0].completion_tokens == 7 else "stop")
 
 
+def test_repetition_penalty_means_the_same_in_engine_and_hf(tiny_model_dir: Path, engine: EngineSampler) -> None:
+    """Both penalise every token already in the sequence, prompt included; greedy makes it exact."""
+    plain = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=24, seed=0)
+    penalised = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=24, seed=0, repetition_penalty=1.5)
+    hf = make_sampler("hf", tiny_model_dir, progress=False)
+    with_penalty = engine.generate(CONVERSATIONS, 1, penalised)
+    assert with_penalty == hf.generate(CONVERSATIONS, 1, penalised)
+    assert with_penalty != engine.generate(CONVERSATIONS, 1, plain)  # the penalty changed the decode
+
+
 def test_sampling_is_seeded(engine: EngineSampler) -> None:
     settings = GenerationSettings(temperature=1.0, top_p=0.95, max_new_tokens=8, seed=5)
     first = engine.generate(CONVERSATIONS, 3, settings)

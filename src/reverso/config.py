@@ -82,6 +82,9 @@ class SamplerParams(_Section):
     # Room for a finished answer: at 96 most SmolLM2 replies to ~10-rule prompts were cut off, and a
     # cut-off reply is never used as a pair (pairs.allow_truncated); metrics/collect.json has truncation_rate.
     max_new_tokens: int = Field(384, ge=1)
+    # > 1 discourages repeating tokens: SmolLM2-135M's replies that run to the cap are mostly loops
+    # (bench/truncation_probe.py); openai backend: sent as vLLM's `repetition_penalty` extension.
+    repetition_penalty: float = Field(1.0, ge=1.0, le=2.0)
     batch_size: int = Field(16, ge=1)  # hf backend: rows (prompts x samples) per generate call
     engine: EngineParams = EngineParams()
     # openai backend only: the key is read from this environment variable, never from params.
@@ -195,6 +198,8 @@ class TrainParams(_Section):
     precompute_ref_log_probs: bool = True
     bf16: bool = False  # off on CPU: TRL's defaults are ~13x slower there
     gradient_checkpointing: bool = False
+    # glibc: send each step's activations to mmap and back instead of a fragmenting heap (reverso.memory)
+    return_freed_memory: bool = True
     # e.g. "sdpa" or "flash_attention_2" on GPU; None lets transformers choose.
     attn_implementation: str | None = None
     logging_steps: int = Field(1, ge=1)

@@ -15,6 +15,8 @@ class GenerationSettings:
     top_p: float
     max_new_tokens: int
     seed: int
+    # > 1 lowers the score of tokens already in the sequence (HF / CTranslate2 / vLLM semantics)
+    repetition_penalty: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,6 @@ same seed, same prompts and same config give the same samples.
 
 from __future__ import annotations
 
-import ctypes
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,28 +23,9 @@ from typing import Any
 
 from reverso.generation.base import Completion, Conversation, GenerationSettings, completion_from_ids, prompt_ids, stop_ids
 from reverso.generation.convert import engine_model_dir
+from reverso.memory import keep_large_buffers_on_heap
 
 HF_DEFAULT_TOP_K = 50
-
-
-def keep_large_buffers_on_heap() -> None:
-    """Stop glibc from mmap-ing (and unmapping) every large buffer the engine allocates per step.
-
-    The engine reallocates its KV cache each decoding step; above glibc's mmap threshold every such
-    buffer is fresh pages, so at 20 rows x 250-token prompts 2/3 of the time went to page faults
-    (11M minor faults, 40 s system time; 3x slower). Raising the threshold to glibc's maximum and
-    not trimming the heap keeps those buffers on the reused heap. Process-wide, Linux/glibc only.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (e.g. musl): nothing to tune
-        return
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    libc.mallopt(m_mmap_threshold, 32 << 20)
-    libc.mallopt(m_trim_threshold, 512 << 20)
-    libc.mallopt(m_top_pad, 64 << 20)
 
 
 class EngineSampler:
@@ -105,6 +84,7 @@ class EngineSampler:
             "end_token": sorted(self.stops), "num_hypotheses": hypotheses,
             "sampling_topk": self.top_k if sample else 1, "sampling_topp": settings.top_p if sample else 1.0,
             "sampling_temperature": settings.temperature if sample else 1.0,
+            "repetition_penalty": settings.repetition_penalty,
         }
         batches = self._batches(prompts, 1 if sample else self.greedy_batch)
         started = time.perf_counter()

@@ -37,6 +37,8 @@ class HFSampler:
                                       "num_return_sequences": n if sample else 1}
             if sample:
                 kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+            if settings.repetition_penalty != 1.0:
+                kwargs["repetition_penalty"] = settings.repetition_penalty
             with torch.no_grad():
                 out = self.model.generate(**enc, **kwargs)
             new_tokens = out[:, enc["input_ids"].shape[1] :]

@@ -42,10 +42,11 @@ class OpenAISampler:
     def generate(self, conversations: list[Conversation], n: int, settings: GenerationSettings) -> list[list[Completion]]:
         results = []
         for conversation in tqdm(conversations, desc=f"sampling x{n} ({self.base_url})", unit="prompt"):
-            data = self._post({
-                "model": self.model, "messages": conversation, "n": n, "seed": settings.seed,
-                "temperature": settings.temperature, "top_p": settings.top_p, "max_tokens": settings.max_new_tokens,
-            })
+            body = {"model": self.model, "messages": conversation, "n": n, "seed": settings.seed,
+                    "temperature": settings.temperature, "top_p": settings.top_p, "max_tokens": settings.max_new_tokens}
+            if settings.repetition_penalty != 1.0:  # vLLM's server extension; plain OpenAI has no such field
+                body["repetition_penalty"] = settings.repetition_penalty
+            data = self._post(body)
             usage = data.get("usage") or {}
             choices = data.get("choices")
             if not isinstance(choices, list) or len(choices) != n:
@@ -76,7 +77,8 @@ class VLLMSampler:
         from vllm import SamplingParams
 
         params = SamplingParams(n=n, temperature=settings.temperature, top_p=settings.top_p,
-                                max_tokens=settings.max_new_tokens, seed=settings.seed)
+                                max_tokens=settings.max_new_tokens, seed=settings.seed,
+                                repetition_penalty=settings.repetition_penalty)
         outputs = self.llm.chat(conversations, params)
         return [
             [Completion(o.text.strip(), "length" if o.finish_reason == "length" else "stop",

@@ -287,6 +287,10 @@ def train(
     from reverso import registry as reg
 
     params = checked_params(params)
+    if params.return_freed_memory:
+        from reverso.memory import return_freed_memory
+
+        return_freed_memory()
     model_dir, output_dir, plots_dir = Path(model_dir), Path(output_dir), Path(plots_dir)
     train_file = Path(pairs_dir) / params.pair_set / "train.jsonl"
     cache_root = Path(ref_cache_dir) if ref_cache_dir is not None else Path(workspace) / REF_CACHE
