@@ -38,15 +38,15 @@ def make_pairs(n: int, response_words: int = 0) -> list[dict[str, Any]]:
     rows = []
     for i in range(n):
         topic = topics[i % len(topics)]
-        filler = " ".join(f"{topic} {k}" for k in range(response_words // 2))  # longer sequences for GPU runs
+        filler = "".join(f" {topic} {k}" for k in range(response_words // 2))  # longer sequences for GPU runs
         rows.append({
             "prompt": [{"role": "system", "content": "You are helpful.\n\nFollow these rules in every reply:\n"
                         "1. Answer with less than 40 words.\n2. Do not use any commas."},
                        {"role": "user", "content": f"Tell me something about {topic}."}],
             "chosen": [{"role": "assistant", "content": f"{topic.title()} are interesting because they change "
-                        "over time and people study them closely for many reasons. " + filler}],
+                        "over time and people study them closely for many reasons." + filler}],
             "rejected": [{"role": "assistant", "content": f"Well, {topic}, as you may know, are, in many ways, "
-                          "a fascinating subject, with history, science, and culture all mixed together. " + filler}],
+                          "a fascinating subject, with history, science, and culture all mixed together." + filler}],
             "margin": 1 + i % 4,
         })
     return rows
