@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import random_model
+# bench/sampler.py's timer; generate() returns Python lists, so on a GPU its wall clock is synchronised
+from sampler import timed
 
 
 def write_prompts(out: Path, count: int) -> None:
@@ -35,20 +36,6 @@ def write_prompts(out: Path, count: int) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"settings": settings, "conversations": conversations}) + "\n")
     print(f"wrote {len(conversations)} prompts to {out}")
-
-
-def run(sampler: Any, conversations: list[Any], n: int, settings: Any) -> dict[str, float]:
-    import torch
-
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    sync()
-    started = time.perf_counter()
-    outputs = sampler.generate(conversations, n, settings)
-    sync()
-    wall = time.perf_counter() - started
-    tokens = sum(c.completion_tokens for row in outputs for c in row)
-    return {"tokens": tokens, "wall_s": wall, "rows": sum(len(r) for r in outputs),
-            "truncated": sum(c.finish_reason == "length" for row in outputs for c in row)}
 
 
 def main() -> None:
@@ -83,13 +70,13 @@ def main() -> None:
     full = GenerationSettings(s["temperature"], s["top_p"], s["max_new_tokens"], seed=0)
     one = GenerationSettings(s["temperature"], s["top_p"], 1, seed=0)
     warm = HFSampler(model, tokenizer, batch_size=20, progress=False)
-    run(warm, conversations[:4], n, GenerationSettings(s["temperature"], s["top_p"], 16, seed=0))
+    timed(warm, conversations[:4], n, GenerationSettings(s["temperature"], s["top_p"], 16, seed=0))
     results: list[dict[str, Any]] = []
     for rows in (int(r) for r in args.rows.split(",")):
         batch = conversations[: max(1, rows // n)]
         sampler = HFSampler(model, tokenizer, batch_size=rows, progress=False)
-        prefill = run(sampler, batch, n, one)
-        full_run = run(sampler, batch, n, full)
+        prefill = timed(sampler, batch, n, one)
+        full_run = timed(sampler, batch, n, full)
         decode_s = max(full_run["wall_s"] - prefill["wall_s"], 1e-9)
         results.append({"rows_in_flight": len(batch) * n, "prompts": len(batch),
                         "tokens": full_run["tokens"], "wall_s": round(full_run["wall_s"], 3),

@@ -40,7 +40,8 @@ def timed(sampler: Sampler, conversations: list[Any], n: int, settings: Generati
     outputs = sampler.generate(conversations, n, settings)
     return {"tokens": sum(c.completion_tokens for row in outputs for c in row),
             "wall_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu,
-            "rows": sum(len(row) for row in outputs)}
+            "rows": sum(len(row) for row in outputs),
+            "truncated": sum(c.finish_reason == "length" for row in outputs for c in row)}
 
 
 def summarise(runs: list[dict[str, float]], prefill: dict[str, float]) -> dict[str, Any]:
