@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import random_model
-# bench/sampler.py's timer; generate() returns Python lists, so on a GPU its wall clock is synchronised
-from sampler import timed
+from sampler import timed  # returns after .tolist(): GPU-synchronised
 
 
 def write_prompts(out: Path, count: int) -> None:
