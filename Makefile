@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.reverso-installed
+EXPORT := .venv-export/.reverso-installed
 DEV    := $(VENV)/.reverso-dev-installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
@@ -33,7 +34,14 @@ $(DEV): $(STAMP) requirements-dev.txt
 	$(BIN)/python -m reverso.constraints.nltk_data $(NLTK_DATA)
 	touch $(DEV)
 
-setup: $(STAMP)
+# The OpenVINO exporter (optimum-intel) pins another transformers: it gets its own venv, from its own lock.
+$(EXPORT): requirements-export.lock
+	test -x .venv-export/bin/python || $(PYTHON) -m venv .venv-export
+	.venv-export/bin/python -m pip install --quiet --upgrade "pip>=24"
+	.venv-export/bin/python -m pip install --quiet --no-deps -r requirements-export.lock
+	touch $(EXPORT)
+
+setup: $(STAMP) $(EXPORT)
 
 run: setup
 	$(BIN)/reverso pipeline
@@ -48,9 +56,9 @@ STUDY_RECIPE ?= configs/study/cpu.yaml
 study: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/reverso study $(if $(STUDY_RECIPE),--recipe $(STUDY_RECIPE))
 
-test: $(DEV)
+test: $(DEV) $(EXPORT)
 	bash scripts/system-deps.sh
 	$(BIN)/python -m pytest
 
-test-fast: $(DEV)
+test-fast: $(DEV) $(EXPORT)
 	$(BIN)/python -m pytest -m "not slow"

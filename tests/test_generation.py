@@ -1,5 +1,5 @@
-"""Generation backends: engine wiring on a tiny random Llama (conversion cache, prompt tokens,
-seeds, finish reasons), and the same contract as the HF reference sampler."""
+"""Generation backends: OpenVINO wiring on a tiny random Llama (export cache, prompt ids, seeds,
+finish reasons, the penalty semantics), and the same contract as the HF reference sampler."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("ctranslate2")
-
-from reverso.config import EngineParams  # noqa: E402
-from reverso.generation import GenerationSettings, make_sampler  # noqa: E402
-from reverso.generation.base import completion_from_ids, prompt_ids  # noqa: E402
-from reverso.generation.convert import ENGINE_INFO, engine_model_dir  # noqa: E402
-from reverso.generation.engine import EngineSampler  # noqa: E402
+from reverso.config import OpenVINOParams
+from reverso.generation import GenerationSettings, make_sampler
+from reverso.generation.base import completion_from_ids, prompt_ids
+from reverso.generation.convert import EXPORT_INFO, ExportError, openvino_model_dir
+from reverso.generation.openvino import OpenVINOSampler
 
 CONVERSATIONS = [
     [{"role": "system", "content": "You are terse.\n\nFollow these rules in every reply:\n1. No commas."},
@@ -26,14 +24,15 @@ CONVERSATIONS = [
 
 
 @pytest.fixture(scope="module")
-def engine_params(tmp_path_factory: pytest.TempPathFactory) -> EngineParams:
-    return EngineParams(compute_type="float32", cache_dir=str(tmp_path_factory.mktemp("engine-cache")))
+def ov_params(tmp_path_factory: pytest.TempPathFactory) -> OpenVINOParams:
+    """f32 inference and KV cache, as evaluation; fp32 weights, since a random model's logits are near-ties."""
+    return OpenVINOParams(weight_format="fp32", cache_dir=str(tmp_path_factory.mktemp("openvino-cache")))
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_model_dir: Path, engine_params: EngineParams) -> EngineSampler:
-    sampler = make_sampler("engine", tiny_model_dir, engine=engine_params)
-    assert isinstance(sampler, EngineSampler)
+def engine(tiny_model_dir: Path, ov_params: OpenVINOParams) -> OpenVINOSampler:
+    sampler = make_sampler("openvino", tiny_model_dir, openvino=ov_params, progress=False)
+    assert isinstance(sampler, OpenVINOSampler)
     return sampler
 
 
@@ -50,40 +49,45 @@ def tiny_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     return out
 
 
-def test_engine_feeds_the_chat_template_ids(engine: EngineSampler) -> None:
-    vocabulary = json.loads((Path(engine.engine_dir) / "vocabulary.json").read_text())
-    index = {token: i for i, token in enumerate(vocabulary)}
+def test_prompt_ids_are_the_chat_template_ids(engine: OpenVINOSampler) -> None:
     for conversation in CONVERSATIONS:
         expected = engine.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
         expected = list(expected["input_ids"] if hasattr(expected, "keys") else expected)
-        assert [index[t] for t in engine.prompt_tokens(conversation)] == expected
         assert prompt_ids(engine.tokenizer, conversation) == expected
+        settings = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=2, seed=0)
+        assert engine.generate([conversation], 1, settings)[0][0].prompt_tokens == len(expected)
 
 
-def test_conversion_is_cached_by_weights_digest(tiny_model_dir: Path, tiny_adapter: Path, engine: EngineSampler,
-                                                engine_params: EngineParams, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ctranslate2.converters
-
-    class Forbidden:
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            raise AssertionError("converted again although nothing changed")
-
-    base_dir = Path(engine.engine_dir)
-    policy_dir = engine_model_dir(tiny_model_dir, tiny_adapter, "float32", engine_params.cache_dir)
-    assert policy_dir != base_dir and (policy_dir / ENGINE_INFO).exists()
-    monkeypatch.setattr(ctranslate2.converters, "TransformersConverter", Forbidden)
-    assert engine_model_dir(tiny_model_dir, None, "float32", engine_params.cache_dir) == base_dir
-    assert engine_model_dir(tiny_model_dir, tiny_adapter, "float32", engine_params.cache_dir) == policy_dir
-    with pytest.raises(AssertionError, match="converted again"):  # another compute type is another entry
-        engine_model_dir(tiny_model_dir, None, "int8", engine_params.cache_dir)
-    info = json.loads((policy_dir / ENGINE_INFO).read_text())
+def test_export_is_cached_by_weights_digest(tiny_model_dir: Path, tiny_adapter: Path, ov_params: OpenVINOParams,
+                                            engine: OpenVINOSampler, tmp_path: Path) -> None:
+    base_dir = openvino_model_dir(tiny_model_dir, None, "fp32", ov_params.cache_dir)
+    policy_dir = openvino_model_dir(tiny_model_dir, tiny_adapter, "fp32", ov_params.cache_dir)
+    assert policy_dir != base_dir and (policy_dir / EXPORT_INFO).exists()
+    missing = tmp_path / "no-such-optimum-cli"  # an export now would fail: only the cache can answer
+    assert openvino_model_dir(tiny_model_dir, None, "fp32", ov_params.cache_dir, missing) == base_dir
+    assert openvino_model_dir(tiny_model_dir, tiny_adapter, "fp32", ov_params.cache_dir, missing) == policy_dir
+    with pytest.raises(ExportError, match="make setup"):  # another weight format is another entry
+        openvino_model_dir(tiny_model_dir, None, "fp16", ov_params.cache_dir, missing)
+    info = json.loads((policy_dir / EXPORT_INFO).read_text())
     assert info["adapter"] == str(tiny_adapter) and len(info["digest"]) == 64
 
 
+def test_a_failed_export_names_the_model_and_leaves_no_entry(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "not-a-model"}')
+    fake_cli = tmp_path / "optimum-cli"
+    fake_cli.write_text("#!/bin/sh\necho 'cannot read the model' >&2\nexit 3\n")
+    fake_cli.chmod(0o755)
+    with pytest.raises(ExportError, match=r"export of .*broken failed \(exit 3\)"):
+        openvino_model_dir(broken, None, "fp16", tmp_path / "cache", fake_cli)
+    assert not [p for p in (tmp_path / "cache").iterdir()]  # nothing half-written a later run could trust
+
+
 def test_policy_engine_serves_the_merged_adapter(tiny_model_dir: Path, tiny_adapter: Path,
-                                                 engine: EngineSampler, engine_params: EngineParams) -> None:
+                                                 engine: OpenVINOSampler, ov_params: OpenVINOParams) -> None:
     settings = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=6, seed=0)
-    policy = make_sampler("engine", tiny_model_dir, tiny_adapter, engine=engine_params)
+    policy = make_sampler("openvino", tiny_model_dir, tiny_adapter, openvino=ov_params, progress=False)
     base_out = engine.generate(CONVERSATIONS, 1, settings)
     policy_out = policy.generate(CONVERSATIONS, 1, settings)
     hf = make_sampler("hf", tiny_model_dir, tiny_adapter, progress=False)
@@ -92,7 +96,7 @@ def test_policy_engine_serves_the_merged_adapter(tiny_model_dir: Path, tiny_adap
     assert [r[0].text for r in policy_out] != [r[0].text for r in base_out]
 
 
-def test_greedy_matches_hf_and_reports_tokens(tiny_model_dir: Path, engine: EngineSampler) -> None:
+def test_greedy_matches_hf_and_reports_tokens(tiny_model_dir: Path, engine: OpenVINOSampler) -> None:
     settings = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=7, seed=0)
     hf = make_sampler("hf", tiny_model_dir, progress=False)
     engine_out, hf_out = engine.generate(CONVERSATIONS, 2, settings), hf.generate(CONVERSATIONS, 2, settings)
@@ -103,17 +107,37 @@ def test_greedy_matches_hf_and_reports_tokens(tiny_model_dir: Path, engine: Engi
         assert got[0].finish_reason == ("length" if got[0].completion_tokens == 7 else "stop")
 
 
-def test_repetition_penalty_means_the_same_in_engine_and_hf(tiny_model_dir: Path, engine: EngineSampler) -> None:
-    """Both penalise every token already in the sequence, prompt included; greedy makes it exact."""
+@pytest.mark.parametrize("penalty", [0.5, 1.5])
+def test_presence_penalty_means_the_same_in_openvino_and_hf(tiny_model_dir: Path, engine: OpenVINOSampler,
+                                                            penalty: float) -> None:
+    """Both move the logits of tokens this reply generated (never the prompt's) toward zero; greedy makes it exact."""
     plain = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=24, seed=0)
-    penalised = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=24, seed=0, repetition_penalty=1.5)
+    penalised = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=24, seed=0, presence_penalty=penalty)
     hf = make_sampler("hf", tiny_model_dir, progress=False)
     with_penalty = engine.generate(CONVERSATIONS, 1, penalised)
     assert with_penalty == hf.generate(CONVERSATIONS, 1, penalised)
     assert with_penalty != engine.generate(CONVERSATIONS, 1, plain)  # the penalty changed the decode
 
 
-def test_sampling_is_seeded(engine: EngineSampler) -> None:
+def test_presence_penalty_ignores_prompt_tokens(tiny_model_dir: Path) -> None:
+    """The HF processor leaves every logit alone until the reply has tokens, then only those drop."""
+    import torch
+
+    from reverso.generation.hf import PresencePenalty
+
+    scores = torch.tensor([[0.0, 2.0, -2.0, 3.0, 1.0, 1.0, 0.5, 4.0]])
+    prompt = torch.tensor([[3, 4, 5]])
+    assert torch.equal(PresencePenalty(1.0, 3)(prompt, scores.clone()), scores)
+    after = PresencePenalty(1.0, 3)(torch.tensor([[3, 4, 5, 7, 7, 2]]), scores.clone())
+    assert after[0, 7] == 3.0 and after[0, 2] == -1.0  # once per token (not per use), toward zero
+    assert torch.equal(after[0, :2], scores[0, :2]) and torch.equal(after[0, 3:7], scores[0, 3:7])
+
+
+def test_sampling_is_seeded(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from reverso.config import SamplingOpenVINOParams
+
+    engine = make_sampler("openvino", tiny_model_dir, progress=False,
+                          openvino=SamplingOpenVINOParams(cache_dir=str(tmp_path / "cache")))  # collect's int8
     settings = GenerationSettings(temperature=1.0, top_p=0.95, max_new_tokens=8, seed=5)
     first = engine.generate(CONVERSATIONS, 3, settings)
     again = engine.generate(CONVERSATIONS, 3, settings)
@@ -122,6 +146,8 @@ def test_sampling_is_seeded(engine: EngineSampler) -> None:
     assert first != other
     assert all(len(row) == 3 for row in first)
     assert any(len({c.text for c in row}) > 1 for row in first)  # the n samples differ
+    same_prompt = engine.generate([CONVERSATIONS[0]] * 2, 3, settings)
+    assert same_prompt[0] != same_prompt[1]  # each prompt of a call draws from its own seed
     for row in first:
         for completion in row:
             assert completion.finish_reason in {"stop", "length"}
@@ -129,7 +155,7 @@ def test_sampling_is_seeded(engine: EngineSampler) -> None:
             assert (completion.finish_reason == "length") == (completion.completion_tokens == 8)
 
 
-def test_finish_reason_cuts_at_the_first_stop_token(engine: EngineSampler) -> None:
+def test_finish_reason_cuts_at_the_first_stop_token(engine: OpenVINOSampler) -> None:
     tokenizer, stops = engine.tokenizer, engine.stops
     words = tokenizer.encode("hello there", add_special_tokens=False)
     stopped = completion_from_ids(tokenizer, [*words, next(iter(stops)), *words], 12, stops)

@@ -55,42 +55,68 @@ class ModelParams(_Section):
         return self
 
 
-class EngineParams(_Section):
-    """The CPU inference engine (CTranslate2) behind generation backend ``engine``; see docs/benchmarks.md."""
+class OpenVINOParams(_Section):
+    """The CPU inference engine (OpenVINO GenAI) behind generation backend ``openvino``; docs/benchmarks.md."""
 
-    # int8 was fastest on these AVX2 cores (float32: ~1.5x slower per CPU-second).
-    compute_type: Literal["int8", "int8_float32", "float32"] = "int8"
-    # Single-threaded generators running at once: on few cores this beats one generator with
-    # several intra-op threads. Keep replicas x threads_per_replica = the core count.
-    replicas: int = Field(2, ge=1)
-    threads_per_replica: int = Field(1, ge=1)
-    # Greedy decoding: prompts per engine call (sorted by length). Sampling always puts one
-    # prompt per call, so its n samples share one prefill.
-    greedy_batch: int = Field(4, ge=1)
-    # Converted models, one folder per weights digest (+ engine version + compute type).
-    cache_dir: str = ".reverso/engine"
+    # Weights of the exported model: int8 for collect's sampling (fastest, samples are random anyway),
+    # fp16 for evaluation (with precision f32 its greedy ids match HF fp32).
+    weight_format: Literal["int8", "fp16", "fp32"] = "fp16"
+    # f32: f32 inference and KV cache, exact greedy (evaluation); default: the engine's choice on this
+    # CPU (bf16 inference where the CPU has it, u8 KV cache), fastest (collect).
+    precision: Literal["f32", "default"] = "f32"
+    threads: int = Field(0, ge=0)  # 0 = every core
+    # KV-cache pool of the continuous batch; requests that do not fit wait for a free block.
+    kv_cache_gb: int = Field(1, ge=1, le=64)
+    # Exported models, one folder per weights digest (+ runtime version + weight format).
+    cache_dir: str = ".reverso/openvino"
+    # optimum-cli of the export environment; null = .venv-export beside the running venv.
+    exporter: str | None = None
+
+
+class SamplingOpenVINOParams(OpenVINOParams):
+    """OpenVINO for collect's sampling: int8 weights at the engine's own precision (samples are random)."""
+
+    weight_format: Literal["int8", "fp16", "fp32"] = "int8"
+    precision: Literal["f32", "default"] = "default"
+
+
+def _renamed_engine_fields(section: str, data: Any) -> Any:
+    """Point a params file written for the CTranslate2 engine at what replaced it."""
+    if isinstance(data, dict):
+        if "repetition_penalty" in data:
+            raise ValueError(f"{section}.repetition_penalty was replaced by {section}.presence_penalty: the same "
+                             "semantics in every backend (generated tokens only; docs/params.md)")
+        if "engine" in data or data.get("backend") == "engine":
+            raise ValueError(f"{section}: the CTranslate2 backend 'engine' was replaced by 'openvino' "
+                             f"(settings under {section}.openvino; docs/params.md)")
+    return data
 
 
 class SamplerParams(_Section):
     """How responses are sampled from the policy."""
 
-    # engine: CTranslate2 on CPU (default); hf: transformers generate (the reference);
+    # openvino: OpenVINO GenAI on CPU (default); hf: transformers generate (the reference);
     # vllm / openai: GPU and server scale-out.
-    backend: Literal["engine", "hf", "vllm", "openai"] = "engine"
+    backend: Literal["openvino", "hf", "vllm", "openai"] = "openvino"
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     # Room for a finished answer: at 96 most SmolLM2 replies to ~10-rule prompts were cut off, and a
     # cut-off reply is never used as a pair (pairs.allow_truncated); metrics/collect.json has truncation_rate.
     max_new_tokens: int = Field(384, ge=1)
-    # > 1 discourages repeating tokens: SmolLM2-135M's replies that run to the cap are mostly loops
-    # (bench/truncation_probe.py); openai backend: sent as vLLM's `repetition_penalty` extension.
-    repetition_penalty: float = Field(1.0, ge=1.0, le=2.0)
+    # Subtracted from the logit of every token the reply has already generated (OpenAI's presence
+    # penalty; prompt tokens never count): the same semantics in every backend (generation/base.py).
+    presence_penalty: float = Field(0.0, ge=0.0, le=2.0)
     batch_size: int = Field(16, ge=1)  # hf backend: rows (prompts x samples) per generate call
-    engine: EngineParams = EngineParams()
+    openvino: SamplingOpenVINOParams = SamplingOpenVINOParams()
     # openai backend only: the key is read from this environment variable, never from params.
     base_url: str | None = None
     api_key_env: str = "REVERSO_SAMPLER_API_KEY"
     model_name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return _renamed_engine_fields("collect.sampler", data)
 
 
 class CollectParams(_Section):
@@ -293,10 +319,10 @@ class EvaluateParams(_Section):
     # Room for a finished answer (as collect.sampler): a cut-off reply fails end/JSON/length rules.
     max_new_tokens: int = Field(384, ge=1)
     batch_size: int = Field(16, ge=1)  # hf backend
-    # Greedy decoding of every model (base, policy, champion) on the same backend.
-    backend: Literal["engine", "hf"] = "engine"
-    # int8: 2.7x faster than HF here; float32: token-identical to HF fp32 but slower (docs/benchmarks.md).
-    engine: EngineParams = EngineParams()
+    # Greedy decoding of every model (base, policy, champion) on the same backend, in full precision.
+    backend: Literal["openvino", "hf"] = "openvino"
+    # fp16 weights + f32 inference and KV cache: greedy ids = HF fp32 (docs/benchmarks.md).
+    openvino: OpenVINOParams = OpenVINOParams()
     judge: EvaluateJudge = EvaluateJudge()
     bootstrap: BootstrapParams = BootstrapParams()
     # The report flags a headline metric whose 95 % CI is wider than +- this (suites too small).
@@ -304,6 +330,11 @@ class EvaluateParams(_Section):
     # Also answer the suites with the current @champion, so challenger vs champion is a paired
     # difference on the same prompts in the same run (promote refuses evidence from another champion).
     with_champion: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return _renamed_engine_fields("evaluate", data)
 
     @model_validator(mode="after")
     def _ordered_range(self) -> EvaluateParams:

@@ -22,10 +22,10 @@ __all__ = ["PROGRESS_DIR", "collect", "make_sampler", "sample_responses"]
 
 
 def make_sampler(params: SamplerParams, model_dir: str | Path) -> Sampler:
-    """The policy sampler ``collect.sampler.backend`` names (engine | hf | vllm | openai)."""
+    """The policy sampler ``collect.sampler.backend`` names (openvino | hf | vllm | openai)."""
     if params.backend == "openai" and (not params.base_url or not params.model_name):
         raise ValueError("collect.sampler.base_url and collect.sampler.model_name are required for backend=openai")
-    return build_sampler(params.backend, model_dir, engine=params.engine, batch_size=params.batch_size, server=params)
+    return build_sampler(params.backend, model_dir, openvino=params.openvino, batch_size=params.batch_size, server=params)
 
 
 def best_sample(session: Session, turn: int, texts: list[str], finished: list[bool] | None = None) -> int:
@@ -39,13 +39,13 @@ def best_sample(session: Session, turn: int, texts: list[str], finished: list[bo
 
 
 def _batch_prompts(sampler: Sampler, params: CollectParams) -> int:
-    """Prompts per resumable batch: one HF generate batch (so the seeds match an unbatched run); the CPU
-    engine samples prompt by prompt, so a few per batch (one or two per replica) keep progress fine-grained;
-    engines that batch internally (vLLM, servers) get larger batches."""
+    """Prompts per resumable batch: one HF generate batch (so the seeds match an unbatched run); engines
+    that batch internally (OpenVINO's continuous batch, vLLM, servers) get larger batches: a killed run
+    loses at most one batch."""
     per_batch = max(1, params.sampler.batch_size // params.samples_per_turn)
     if isinstance(sampler, HFSampler):
         return per_batch
-    return max(per_batch, 4) if sampler.name == "engine" else max(per_batch, 64)
+    return max(per_batch, 16) if sampler.name == "openvino" else max(per_batch, 64)
 
 
 def sample_responses(sessions: list[Session], sampler: Sampler, params: CollectParams, model_name: str,
@@ -63,7 +63,7 @@ def sample_responses(sessions: list[Session], sampler: Sampler, params: CollectP
         active = [s for s in sessions if turn < len(s.turns)]
         info = SamplerInfo(backend=sampler.name, temperature=sampler_params.temperature,
                            seed=params.seed + turn, top_p=sampler_params.top_p,
-                           repetition_penalty=sampler_params.repetition_penalty)
+                           presence_penalty=sampler_params.presence_penalty)
         for start in range(0, len(active), size):
             part = active[start : start + size]
             saved = progress.get(turn, start) if progress else None
@@ -71,7 +71,7 @@ def sample_responses(sessions: list[Session], sampler: Sampler, params: CollectP
                 conversations = [as_dicts(turn_messages(s, turn, histories[s.session_id])) for s in part]
                 settings = GenerationSettings(sampler_params.temperature, sampler_params.top_p,
                                               sampler_params.max_new_tokens, params.seed + turn + start,
-                                              sampler_params.repetition_penalty)
+                                              sampler_params.presence_penalty)
                 outputs = sampler.generate(conversations, params.samples_per_turn, settings)
                 batch: list[Response] = []
                 best: dict[str, str] = {}

@@ -82,8 +82,8 @@ def evaluate_models(models: dict[str, tuple[Path, Path | None]], suites: dict[st
     """Generate + score for each named (base model dir, adapter or None); ``scores`` gets per-turn scores."""
     results, outputs, timing = {}, {}, {"generation_s": 0.0, "scoring_s": 0.0}
     for name, (model_dir, adapter) in models.items():
-        # evaluate.backend: engine (a cached conversion of base + merged adapter) or hf
-        sampler = make_sampler(params.backend, model_dir, adapter, engine=params.engine,
+        # evaluate.backend: openvino (a cached export of base + merged adapter, f32) or hf
+        sampler = make_sampler(params.backend, model_dir, adapter, openvino=params.openvino,
                                batch_size=params.batch_size)
         started = time.perf_counter()
         outputs[name] = generate_suites(sampler, suites, params)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 Conversation = list[dict[str, str]]
+HF_DEFAULT_TOP_K = 50
 
 
 @dataclass(frozen=True)
@@ -15,8 +16,12 @@ class GenerationSettings:
     top_p: float
     max_new_tokens: int
     seed: int
-    # > 1 lowers the score of tokens already in the sequence (HF / CTranslate2 / vLLM semantics)
-    repetition_penalty: float = 1.0
+    # The project's one penalty semantics (OpenVINO's presence penalty; HF gets it as a logits processor):
+    # the logit of every token already *generated* in this reply moves this much toward zero. Prompt
+    # tokens never count, so the end-of-turn token the chat template puts in the prompt is not pushed
+    # down (HF's multiplicative repetition_penalty counts the prompt: it cut 20/20 replies at the cap).
+    # vLLM and OpenAI servers subtract it (OpenAI's form): the same wherever the logit is >= 0.
+    presence_penalty: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,22 @@ def prompt_ids(tokenizer: Any, conversation: Conversation) -> list[int]:
     if hasattr(ids, "keys"):  # transformers 5 may return a BatchEncoding
         ids = ids["input_ids"]
     return [int(i) for i in ids]
+
+
+def default_top_k(model_dir: Any) -> int:
+    """Top-k as HF ``generate`` samples: the model's generation config, else transformers' default 50."""
+    from transformers import GenerationConfig
+
+    try:
+        top_k = GenerationConfig.from_pretrained(str(model_dir)).top_k
+    except OSError:
+        top_k = None
+    return HF_DEFAULT_TOP_K if top_k is None else int(top_k)
+
+
+def request_seed(seed: int, index: int) -> int:
+    """The RNG seed of prompt ``index`` in a call seeded ``seed``: distinct per prompt, fixed per call."""
+    return (seed * 1_000_003 + index) % 2**32
 
 
 def stop_ids(tokenizer: Any) -> set[int]:

@@ -1,23 +1,34 @@
-"""Convert a base model (+ optional LoRA adapter, merged) to CTranslate2 once, cached by weights digest.
+"""Export a base model (+ optional LoRA adapter, merged) to OpenVINO IR once, cached by weights digest.
 
-The cache key covers every weight and config file of the base folder and the adapter, the engine
-version and the quantization, so a new policy (or a new engine) converts once and an unchanged
-one never converts again. Conversions are written beside the cache entry and renamed into place,
-so a crash never leaves a half model that a later run would trust.
+The cache key covers every weight and config file of the base folder and the adapter, the runtime
+version and the weight format, so a new policy (or a new runtime) exports once and an unchanged
+one never exports again. Exports are written beside the cache entry and renamed into place, so a
+crash never leaves a half model that a later run would trust.
+
+The exporter (optimum-intel) pins a transformers release other than the training stack's, so it
+lives in its own environment, ``.venv-export``, which ``make setup`` builds from
+``requirements-export.lock``; it is run as a subprocess with an argument list.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 # Files that define a model's outputs; tokenizer files are hashed too (they shape the vocabulary).
 _HASHED_SUFFIXES = (".safetensors", ".json", ".jinja")
-ENGINE_INFO = "reverso_engine.json"
+EXPORT_INFO = "reverso_export.json"
+EXPORT_ENV = ".venv-export"
+
+
+class ExportError(RuntimeError):
+    """The OpenVINO export could not run or failed; the message says how to fix it."""
 
 
 def _hash_folder(digest: Any, folder: Path, label: str) -> None:
@@ -28,11 +39,11 @@ def _hash_folder(digest: Any, folder: Path, label: str) -> None:
                 digest.update(block)
 
 
-def weights_digest(model_dir: str | Path, adapter: str | Path | None, compute_type: str) -> str:
-    """sha256 over base (+ adapter) files, the engine version and the quantization."""
-    import ctranslate2
+def weights_digest(model_dir: str | Path, adapter: str | Path | None, weight_format: str) -> str:
+    """sha256 over base (+ adapter) files, the OpenVINO runtime version and the weight format."""
+    import openvino
 
-    digest = hashlib.sha256(f"ctranslate2={ctranslate2.__version__};quantization={compute_type}\n".encode())
+    digest = hashlib.sha256(f"openvino={openvino.__version__};weights={weight_format}\n".encode())
     _hash_folder(digest, Path(model_dir), "base")
     if adapter is not None:
         _hash_folder(digest, Path(adapter), "adapter")
@@ -40,7 +51,7 @@ def weights_digest(model_dir: str | Path, adapter: str | Path | None, compute_ty
 
 
 def _merged_source(model_dir: Path, adapter: Path, workdir: Path) -> Path:
-    """Merge the LoRA adapter into the base weights and save a plain HF folder to convert."""
+    """Merge the LoRA adapter into the base weights and save a plain HF folder to export."""
     from reverso.prepare_model import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(model_dir, adapter)
@@ -50,29 +61,54 @@ def _merged_source(model_dir: Path, adapter: Path, workdir: Path) -> Path:
     return merged
 
 
-def engine_model_dir(model_dir: str | Path, adapter: str | Path | None, compute_type: str, cache_dir: str | Path) -> Path:
-    """The cached CTranslate2 folder for this base (+ adapter); converts only when it is missing."""
-    from ctranslate2.converters import TransformersConverter
+def exporter_command(exporter: str | Path, source: Path, target: Path, weight_format: str) -> list[str]:
+    """optimum-intel's export as an argument list (never a shell string); no remote code is run."""
+    return [str(exporter), "export", "openvino", "--model", str(source), "--task", "text-generation-with-past",
+            "--weight-format", weight_format, str(target)]
 
+
+def default_exporter() -> Path:
+    """``$REVERSO_OPENVINO_EXPORTER``, else the optimum-cli of the ``.venv-export`` beside this interpreter's venv."""
+    import sys
+
+    configured = os.environ.get("REVERSO_OPENVINO_EXPORTER")
+    return Path(configured) if configured else Path(sys.prefix).parent / EXPORT_ENV / "bin" / "optimum-cli"
+
+
+def run_export(exporter: str | Path | None, source: Path, target: Path, weight_format: str) -> None:
+    exporter = Path(exporter) if exporter else default_exporter()
+    if not exporter.exists():
+        raise ExportError(f"OpenVINO exporter {exporter} not found: run `make setup` (it builds {EXPORT_ENV} "
+                          "from requirements-export.lock), or point openvino.exporter at an optimum-cli")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(exporter_command(exporter, source, target, weight_format), env=env,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not (target / "openvino_model.xml").exists():
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        raise ExportError(f"OpenVINO export of {source} failed (exit {done.returncode}):\n{tail}")
+
+
+def openvino_model_dir(model_dir: str | Path, adapter: str | Path | None, weight_format: str,
+                       cache_dir: str | Path, exporter: str | Path | None = None) -> Path:
+    """The cached OpenVINO folder for this base (+ adapter); exports only when it is missing."""
     model_dir, cache_dir = Path(model_dir), Path(cache_dir)
-    digest = weights_digest(model_dir, adapter, compute_type)
+    digest = weights_digest(model_dir, adapter, weight_format)
     target = cache_dir / digest[:24]
-    if (target / ENGINE_INFO).exists():
+    if (target / EXPORT_INFO).exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{digest[:24]}."))
     try:
         source = model_dir if adapter is None else _merged_source(model_dir, Path(adapter), workdir)
-        staging = workdir / "engine"
-        # trust_remote_code stays off: only architectures transformers ships are converted.
-        TransformersConverter(str(source), low_cpu_mem_usage=True).convert(str(staging), quantization=compute_type)
+        staging = workdir / "openvino"
+        run_export(exporter, source, staging, weight_format)
         info = {"digest": digest, "base": str(model_dir), "adapter": str(adapter) if adapter else None,
-                "quantization": compute_type}
-        (staging / ENGINE_INFO).write_text(json.dumps(info, indent=2) + "\n")
+                "weight_format": weight_format}
+        (staging / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
         try:
             staging.rename(target)
-        except OSError:  # another process converted the same weights first: keep theirs
-            if not (target / ENGINE_INFO).exists():
+        except OSError:  # another process exported the same weights first: keep theirs
+            if not (target / EXPORT_INFO).exists():
                 raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -8,17 +8,18 @@ from typing import Any
 from reverso.generation.base import Sampler
 
 
-def make_sampler(backend: str, model_dir: str | Path, adapter: str | Path | None = None, *, engine: Any = None,
+def make_sampler(backend: str, model_dir: str | Path, adapter: str | Path | None = None, *, openvino: Any = None,
                  batch_size: int = 16, progress: bool = True, server: Any = None) -> Sampler:
-    """A sampler for base ``model_dir`` (+ LoRA ``adapter``) on ``backend``: engine | hf | vllm | openai.
+    """A sampler for base ``model_dir`` (+ LoRA ``adapter``) on ``backend``: openvino | hf | vllm | openai.
 
-    ``engine`` is an ``EngineParams``; ``server`` carries ``base_url``/``model_name``/``api_key_env``
+    ``openvino`` is an ``OpenVINOParams``; ``server`` carries ``base_url``/``model_name``/``api_key_env``
     for the openai backend (``SamplerParams`` does).
     """
-    if backend == "engine":
-        from reverso.generation.engine import build_engine_sampler
+    if backend == "openvino":
+        from reverso.config import OpenVINOParams
+        from reverso.generation.openvino import build_openvino_sampler
 
-        return build_engine_sampler(model_dir, adapter, engine)
+        return build_openvino_sampler(model_dir, adapter, openvino or OpenVINOParams(), progress=progress)
     if backend == "hf":
         from reverso.generation.hf import HFSampler
         from reverso.prepare_model import load_model_and_tokenizer
@@ -35,6 +36,6 @@ def make_sampler(backend: str, model_dir: str | Path, adapter: str | Path | None
         from reverso.generation.servers import VLLMSampler
 
         if adapter is not None:
-            raise ValueError("backend=vllm serves a plain model folder; merge the adapter first or use engine/hf")
+            raise ValueError("backend=vllm serves a plain model folder; merge the adapter first or use openvino/hf")
         return VLLMSampler(str(model_dir))
-    raise ValueError(f"unknown generation backend {backend!r} (engine | hf | vllm | openai)")
+    raise ValueError(f"unknown generation backend {backend!r} (openvino | hf | vllm | openai)")

@@ -10,6 +10,25 @@ from tqdm import tqdm
 from reverso.generation.base import Completion, Conversation, GenerationSettings, completion_from_ids, prompt_ids, stop_ids
 
 
+class PresencePenalty:
+    """The project's penalty semantics for HF ``generate`` (a ``LogitsProcessor``), as OpenVINO applies its
+    presence penalty: the logit of every token this reply has generated so far moves ``penalty`` toward
+    zero (a logit >= 0 drops by it, a negative one rises by it); prompt tokens never count."""
+
+    def __init__(self, penalty: float, prompt_length: int):
+        self.penalty, self.prompt_length = penalty, prompt_length
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        generated = input_ids[:, self.prompt_length :]
+        if generated.shape[1] == 0:
+            return scores
+        seen = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device).scatter_(1, generated, True)
+        toward_zero = torch.where(scores >= 0, -self.penalty, self.penalty)
+        return torch.where(seen, scores + toward_zero, scores)
+
+
 class HFSampler:
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, name: str = "hf", progress: bool = True):
         self.model, self.tokenizer = model, tokenizer
@@ -37,8 +56,8 @@ class HFSampler:
                                       "num_return_sequences": n if sample else 1}
             if sample:
                 kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
-            if settings.repetition_penalty != 1.0:
-                kwargs["repetition_penalty"] = settings.repetition_penalty
+            if settings.presence_penalty:
+                kwargs["logits_processor"] = [PresencePenalty(settings.presence_penalty, enc["input_ids"].shape[1])]
             with torch.no_grad():
                 out = self.model.generate(**enc, **kwargs)
             new_tokens = out[:, enc["input_ids"].shape[1] :]

@@ -44,8 +44,8 @@ class OpenAISampler:
         for conversation in tqdm(conversations, desc=f"sampling x{n} ({self.base_url})", unit="prompt"):
             body = {"model": self.model, "messages": conversation, "n": n, "seed": settings.seed,
                     "temperature": settings.temperature, "top_p": settings.top_p, "max_tokens": settings.max_new_tokens}
-            if settings.repetition_penalty != 1.0:  # vLLM's server extension; plain OpenAI has no such field
-                body["repetition_penalty"] = settings.repetition_penalty
+            if settings.presence_penalty:  # OpenAI's own field: generated tokens only, as every backend
+                body["presence_penalty"] = settings.presence_penalty
             data = self._post(body)
             usage = data.get("usage") or {}
             choices = data.get("choices")
@@ -78,7 +78,7 @@ class VLLMSampler:
 
         params = SamplingParams(n=n, temperature=settings.temperature, top_p=settings.top_p,
                                 max_tokens=settings.max_new_tokens, seed=settings.seed,
-                                repetition_penalty=settings.repetition_penalty)
+                                presence_penalty=settings.presence_penalty)
         outputs = self.llm.chat(conversations, params)
         return [
             [Completion(o.text.strip(), "length" if o.finish_reason == "length" else "stop",
