@@ -1,12 +1,12 @@
-"""Parity: greedy engine outputs vs HF fp32 greedy on the evaluate suites (exact match + headline metrics).
+"""Parity: OpenVINO greedy (evaluate's settings) vs HF fp32 greedy on the evaluate suites (exact match + headline metrics).
 
 Both backends answer the same suites (the project's own builders, multi-turn on each model's own
 history) and are scored with the project's own metrics. Writes ``bench/results/parity.json``:
 the exact-match rate over all answered turns (first turns separately: later turns may see
 different histories) and, per suite, the headline metric of each backend and the difference.
 
-    .venv/bin/python bench/parity.py                      # 150 IFEval prompts + 10 Multi-IF + 5 SysBench
-    .venv/bin/python bench/parity.py --max-new-tokens 96 --compute-type float32
+    .venv/bin/python bench/parity.py --max-new-tokens 64   # 150 IFEval prompts + 10 Multi-IF + 5 SysBench
+    .venv/bin/python bench/parity.py --weight-format int8 --precision default --out /tmp/parity_int8.json
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from reverso.evaluate import generate_suites, score_model
 from reverso.evaluate.metrics import HEADLINE, flatten
 from reverso.evaluate.suites import build_suites
 from reverso.generation import make_sampler
+from reverso.machine import machine_info
 
 
 def main() -> None:
@@ -34,7 +35,8 @@ def main() -> None:
     parser.add_argument("--multi-if", type=int, default=10)
     parser.add_argument("--sysbench", type=int, default=5)
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: evaluate.max_new_tokens")
-    parser.add_argument("--compute-type", default=None, help="default: evaluate.engine.compute_type")
+    parser.add_argument("--weight-format", default=None, help="default: evaluate.openvino.weight_format")
+    parser.add_argument("--precision", default=None, help="default: evaluate.openvino.precision")
     parser.add_argument("--out", type=Path, default=Path("bench/results/parity.json"))
     args = parser.parse_args()
 
@@ -43,12 +45,15 @@ def main() -> None:
         "suites": evaluate.suites.model_copy(update={"ifeval": args.ifeval, "multi_if": args.multi_if,
                                                      "sysbench": args.sysbench}),
         "max_new_tokens": args.max_new_tokens or evaluate.max_new_tokens})
-    engine_params = evaluate.engine.model_copy(update={"compute_type": args.compute_type or evaluate.engine.compute_type})
+    engine_params = evaluate.openvino.model_copy(update={
+        "weight_format": args.weight_format or evaluate.openvino.weight_format,
+        "precision": args.precision or evaluate.openvino.precision})
     suites = build_suites(params, args.seed_dir)
     texts: dict[str, Any] = {}
     seconds: dict[str, float] = {}
-    for name, backend in (("engine", "engine"), ("hf_fp32", "hf")):
-        sampler = make_sampler(backend, args.model, engine=engine_params, batch_size=params.batch_size, progress=False)
+    for name, backend in (("engine", "openvino"), ("hf_fp32", "hf")):
+        sampler = make_sampler(backend, args.model, openvino=engine_params, batch_size=params.batch_size,
+                               progress=False)
         started = time.perf_counter()
         texts[name] = generate_suites(sampler, suites, params)
         seconds[name] = round(time.perf_counter() - started, 1)
@@ -66,7 +71,8 @@ def main() -> None:
                          "diff_points": None if engine_value is None or hf_value is None
                          else round(100 * (engine_value - hf_value), 2)}
     result = {
-        "engine": f"ctranslate2 {__import__('ctranslate2').__version__} {engine_params.compute_type}",
+        "engine": f"openvino {__import__('openvino').__version__}",
+        "engine_config": engine_params.model_dump(exclude={"cache_dir", "exporter"}),
         "reference": "HF transformers generate, float32, greedy",
         "prompts": {suite: len(items) for suite, items in suites.items()},
         "first_turn_prompts": len(first), "answered_turns": len(pairs),
@@ -74,6 +80,7 @@ def main() -> None:
         "exact_match_all_turns": round(sum(a == b for a, b in pairs) / len(pairs), 4),
         "headline": headline, "max_new_tokens": params.max_new_tokens, "generation_s": seconds,
         "loadavg": [round(x, 2) for x in os.getloadavg()],
+        **machine_info(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

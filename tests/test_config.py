@@ -46,3 +46,27 @@ def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
 def test_hf_source_requires_path() -> None:
     with pytest.raises(ConfigError, match="hf_path"):
         load_params(Path("/nonexistent.yaml"), ["model.source=hf"])
+
+
+@pytest.mark.parametrize(("yaml_text", "names"), [
+    ("collect:\n  sampler:\n    repetition_penalty: 1.2\n", ["collect.sampler.repetition_penalty", "presence_penalty"]),
+    ("collect:\n  sampler:\n    backend: engine\n", ["collect.sampler", "'openvino'"]),
+    ("evaluate:\n  engine:\n    compute_type: int8\n", ["evaluate", "'openvino'"]),
+])
+def test_params_written_for_the_removed_engine_say_what_replaced_it(tmp_path: Path, yaml_text: str,
+                                                                     names: list[str]) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    assert all(name in str(err.value) for name in names)
+
+
+def test_collect_and_evaluate_default_to_their_own_openvino_precision(tmp_path: Path) -> None:
+    """A partial openvino section keeps its stage's defaults: int8 sampling for collect, f32 for evaluate."""
+    path = tmp_path / "params.yaml"
+    path.write_text("collect:\n  sampler:\n    openvino:\n      threads: 1\nevaluate:\n  openvino:\n      threads: 1\n")
+    params = load_params(path)
+    assert (params.collect.sampler.openvino.weight_format, params.collect.sampler.openvino.precision) == ("int8", "default")
+    assert (params.evaluate.openvino.weight_format, params.evaluate.openvino.precision) == ("fp16", "f32")
+    assert params.collect.sampler.backend == params.evaluate.backend == "openvino"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ def render_summary(workspace: str | Path = ".") -> str:
             diff = promotion.get(label)
             if diff:
                 lines.append(f"           {promotion.get('metric')} {label.replace('_', ' ')}: {_interval(diff)}")
+    lines += compare_with_reference(evaluation, _committed(root, "metrics/eval.json"))
     lines += ["", *_where_to_look(root, train),
               "MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then open http://127.0.0.1:5000)",
               "Plots:      plots/train_curves.png, plots/eval_per_constraint.png; report: plots/eval_report.md"]
@@ -87,4 +89,38 @@ def _where_to_look(root: Path, train: dict[str, Any]) -> list[str]:
     if flow_run.get("id"):
         where = flow_run.get("ui_url") or ("ephemeral Prefect API" if not flow_run.get("api_url") else flow_run["api_url"])
         lines.append(f"Prefect:    flow run {flow_run.get('name')} ({flow_run['id']}) of {flow_run.get('flow')}, {where}")
+    return lines
+
+
+def _committed(root: Path, path: str) -> dict[str, Any]:
+    """``path`` as committed at HEAD (the reference run), or {} outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), "show", f"HEAD:{path}"], capture_output=True, text=True,
+                              check=False, timeout=30)
+        return json.loads(done.stdout) if done.returncode == 0 else {}
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return {}
+
+
+def compare_with_reference(current: dict[str, Any], reference: dict[str, Any]) -> list[str]:
+    """This run's policy metrics against the committed reference run's 95 % CIs, and whether the
+    two ran on the same kind of machine (CPU flags and versions change samples and greedy answers)."""
+    if not current or not reference:
+        return []
+    from reverso.evaluate.metrics import HEADLINE, flatten
+    from reverso.machine import same_machine
+
+    same = same_machine(reference.get("machine"), current.get("machine"))
+    lines = ["reference: " + {True: "the committed run was made on this kind of machine (same CPU flags, versions)",
+                              False: "the committed run was made on another machine (CPU flags or versions differ): "
+                                     "samples and answers differ, compare against its CIs, not bare deltas",
+                              None: "the committed run records no machine: differences may be the machine's"}[same]]
+    policy, intervals = flatten(current.get("policy") or {}), (reference.get("ci") or {}).get("policy") or {}
+    for metric in HEADLINE.values():
+        ci, value = intervals.get(metric) or {}, policy.get(metric)
+        if value is None or ci.get("ci_low") is None:
+            continue
+        inside = ci["ci_low"] <= value <= ci["ci_high"]
+        lines.append(f"           {metric:<22} {value:.3f} vs reference {ci['mean']:.3f} "
+                     f"[{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]: {'inside' if inside else 'OUTSIDE'} its 95% CI")
     return lines

@@ -57,3 +57,5 @@ def test_dockerfiles_pin_torch_and_run_as_non_root() -> None:
     for name in ("Dockerfile", "Dockerfile.cuda"):
         text = (INFRA / name).read_text()
         assert "torch==2.13.0" in text and "USER reverso" in text and "requirements.lock" in text
+        # the OpenVINO exporter's own venv, and the variable that points the backend at it
+        assert "requirements-export.lock" in text and "REVERSO_OPENVINO_EXPORTER=/opt/export-venv/" in text

@@ -15,6 +15,7 @@ from reverso.generation import GenerationSettings, Sampler
 from reverso.generation import make_sampler as build_sampler
 from reverso.generation.hf import HFSampler
 from reverso.io import DataError, enforce_quarantine_limit, write_json, write_jsonl, write_quarantine
+from reverso.machine import machine_info
 from reverso.prompts import as_dicts, session_constraints, turn_messages
 
 
@@ -155,6 +156,7 @@ def collect(
         "completion_tokens": tokens,
         "tokens_per_second": round(tokens / elapsed, 2) if elapsed else 0.0,
         **length_metrics(responses, params.sampler.max_new_tokens),
+        "machine": machine_info(),  # samples differ between CPUs: say which one drew these
     }
     write_json(metrics_out, metrics)
     if progress is not None:

@@ -32,6 +32,7 @@ from reverso.evaluate.scoring import (
 )
 from reverso.evaluate.suites import build_suites
 from reverso.io import write_json, write_jsonl
+from reverso.machine import machine_info
 from reverso.prompts import as_dicts, turn_messages
 
 
@@ -121,6 +122,7 @@ def evaluate(
     results["delta"] = {k: round(policy[k] - base[k], 4) for k in policy if k in base and "per_constraint" not in k}
     results.update(confidence_report(scores, params))
     results["timing"] = timing
+    results["machine"] = machine_info()  # greedy answers differ between CPUs: comparisons check this
     write_json(metrics_out, results)
     write_jsonl(outputs_out, [
         {"suite": name, "session_id": s.session_id, "turns": [t.user for t in s.turns],

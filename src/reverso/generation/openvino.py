@@ -6,7 +6,7 @@ so its prompt is prefilled once and forked; prefix caching reuses the shared sys
 blocks across requests. Two precisions:
 
 - ``precision: f32`` (evaluation): f32 inference and f32 KV cache over fp16 or fp32 weights —
-  greedy token ids match HF fp32 ``generate`` (tests/test_openvino.py, bench/parity.py).
+  greedy token ids match HF fp32 ``generate`` (tests/test_generation.py, bench/parity.py).
 - ``precision: default`` (collect's sampling): the engine's own choice on this CPU (bf16 inference
   where the CPU has it, u8 KV cache), over int8 weights: fastest, and samples are random anyway.
 
