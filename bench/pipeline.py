@@ -31,6 +31,8 @@ from pathlib import Path
 
 import psutil
 
+from reverso.machine import machine_info
+
 REPO = Path(__file__).resolve().parents[1]
 STAGE_LINE = re.compile(r"Running stage '([^']+)'")
 
@@ -113,7 +115,7 @@ def run(overrides: list[str], workspace: Path) -> dict:
         raise SystemExit(f"reverso pipeline failed with exit {code}")
     return {"wall_s": round(time.perf_counter() - started, 1), **{k: round(peak[k], 1) for k in FIGURES},
             "stages": {k: {f: round(x, 1) for f, x in v.items()} for k, v in stages.items()},
-            "overrides": overrides, "cpu_count": os.cpu_count()}
+            "overrides": overrides, "cpu_count": os.cpu_count(), **machine_info()}
 
 
 def main() -> None:

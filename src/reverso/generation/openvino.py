@@ -42,14 +42,14 @@ class OpenVINOSampler:
     """``Sampler`` over an OpenVINO IR folder (base or merged policy); greedy when temperature is 0."""
 
     def __init__(self, ov_dir: str | Path, tokenizer: Any, *, precision: str = "f32", threads: int = 0,
-                 kv_cache_gb: float = 1.0, top_k: int = 50, progress: bool = True, name: str = "openvino"):
+                 kv_cache_gb: int = 1, top_k: int = 50, progress: bool = True, name: str = "openvino"):
         import openvino_genai
 
         self.tokenizer, self.top_k, self.progress, self.name = tokenizer, top_k, progress, name
         self.stops = stop_ids(tokenizer)
         scheduler = openvino_genai.SchedulerConfig()
         scheduler.enable_prefix_caching = True  # the system prompt (persona + rules) is computed once
-        scheduler.cache_size = max(1, round(kv_cache_gb))
+        scheduler.cache_size = kv_cache_gb
         # LATENCY spreads one stream over every core; THROUGHPUT measured slower here (one core per stream).
         properties: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY",
                                       "INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1}
@@ -79,6 +79,7 @@ class OpenVINOSampler:
     def generate(self, conversations: list[Conversation], n: int, settings: GenerationSettings) -> list[list[Completion]]:
         import numpy as np
         import openvino
+        from openvino_genai import GenerationStatus
 
         prompts = [prompt_ids(self.tokenizer, c) for c in conversations]
         handles = [
@@ -90,7 +91,7 @@ class OpenVINOSampler:
         bar = tqdm(total=len(prompts), desc=f"openvino x{n}", unit="prompt", disable=not self.progress)
         while self.pipeline.has_non_finished_requests():
             self.pipeline.step()
-            done = {i for i in pending if str(handles[i].get_status()).endswith("FINISHED")}
+            done = {i for i in pending if handles[i].get_status() == GenerationStatus.FINISHED}
             if done:
                 pending -= done
                 bar.update(len(done))
@@ -98,9 +99,10 @@ class OpenVINOSampler:
         self.last_timing = {"generate_s": time.perf_counter() - started}
         results = []
         for handle, ids in zip(handles, prompts, strict=True):
-            status = str(handle.get_status())
-            if not status.endswith("FINISHED"):
-                raise RuntimeError(f"openvino request ended as {status} (KV cache too small? raise kv_cache_gb)")
+            status = handle.get_status()
+            if status != GenerationStatus.FINISHED:
+                raise RuntimeError(f"openvino request ended as {status}: a prompt longer than the KV cache holds? "
+                                   "raise openvino.kv_cache_gb")
             outputs = handle.read_all()
             completions = [self._completion(output, len(ids)) for output in outputs]
             results.append(completions * n if settings.temperature == 0 else completions)
@@ -109,7 +111,9 @@ class OpenVINOSampler:
     def _completion(self, output: Any, prompt_tokens: int) -> Completion:
         ids = list(output.generated_ids)
         completion = completion_from_ids(self.tokenizer, ids, prompt_tokens, self.stops)
-        if completion.finish_reason == "length" and str(output.finish_reason).endswith("STOP"):
+        from openvino_genai import GenerationFinishReason
+
+        if completion.finish_reason == "length" and output.finish_reason == GenerationFinishReason.STOP:
             # the engine may leave the stop token out of the ids; its own reason is the truth
             return Completion(completion.text, "stop", prompt_tokens, completion.completion_tokens)
         return completion
