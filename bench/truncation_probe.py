@@ -2,7 +2,7 @@
 
 On each of ``--backends`` (default collect.sampler.backend), training-side sessions (a session seed,
 999, disjoint from collect's), 6 system rules + 1 turn rule, 5 samples each, 256 new tokens. For each
-``T[:presence_penalty]`` setting it prints and writes the share of replies cut at the cap, their mean
+``T[:presence_penalty[:frequency_penalty]]`` setting it prints and writes the share of replies cut at the cap, their mean
 length, and the share of each reply's verifiable rules it follows (all replies, and finished replies
 only: those are what pairs use), each with a 95 % CI resampled over sessions.
 Choosing a sampler setting here never looks at the evaluation suites.
@@ -56,7 +56,7 @@ def session_statistics(outputs: list[list[Any]], rules: list[list[Any]]) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("settings", nargs="+", help="TEMPERATURE[:PRESENCE_PENALTY]")
+    parser.add_argument("settings", nargs="+", help="TEMPERATURE[:PRESENCE_PENALTY[:FREQUENCY_PENALTY]]")
     parser.add_argument("--backends", nargs="+", default=None,
                         help="openvino hf ... (default: collect.sampler.backend); each setting runs on each")
     parser.add_argument("--sessions", type=int, default=12)
@@ -74,13 +74,15 @@ def main() -> None:
         sampler = make_sampler(backend, "models/base", None, openvino=params.collect.sampler.openvino,
                                batch_size=params.collect.sampler.batch_size, progress=False)
         for spec in args.settings:
-            temperature, _, penalty = spec.partition(":")
-            settings = GenerationSettings(float(temperature), 0.95, args.max_new_tokens, 7, float(penalty or 0.0))
+            temperature, presence, frequency = (spec.split(":") + ["0", "0"])[:3]
+            settings = GenerationSettings(float(temperature), 0.95, args.max_new_tokens, 7, float(presence or 0),
+                                          float(frequency or 0))
             started = time.perf_counter()
             outputs = sampler.generate(conversations, 5, settings)
             wall = time.perf_counter() - started
             results.append({"backend": backend, "temperature": settings.temperature,
-                            "presence_penalty": settings.presence_penalty, "tokens_per_s": None,
+                            "presence_penalty": settings.presence_penalty,
+                            "frequency_penalty": settings.frequency_penalty, "tokens_per_s": None,
                             **session_statistics(outputs, rules)})
             results[-1]["tokens_per_s"] = round(results[-1]["tokens"] / wall, 1)
             print(json.dumps(results[-1]), flush=True)

@@ -107,30 +107,37 @@ def test_greedy_matches_hf_and_reports_tokens(tiny_model_dir: Path, engine: Open
         assert got[0].finish_reason == ("length" if got[0].completion_tokens == 7 else "stop")
 
 
-@pytest.mark.parametrize("penalty", [0.5, 1.5])
-def test_presence_penalty_means_the_same_in_openvino_and_hf(tiny_model_dir: Path, engine: OpenVINOSampler,
-                                                            penalty: float) -> None:
+@pytest.mark.parametrize(("presence", "frequency"), [(0.5, 0.0), (1.5, 0.0), (0.0, 0.4), (0.7, 0.3)])
+def test_penalties_mean_the_same_in_openvino_and_hf(tiny_model_dir: Path, engine: OpenVINOSampler,
+                                                    presence: float, frequency: float) -> None:
     """Both move the logits of tokens this reply generated (never the prompt's) toward zero; greedy makes it exact."""
     plain = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=24, seed=0)
-    penalised = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=24, seed=0, presence_penalty=penalty)
+    penalised = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=24, seed=0,
+                                   presence_penalty=presence, frequency_penalty=frequency)
     hf = make_sampler("hf", tiny_model_dir, progress=False)
     with_penalty = engine.generate(CONVERSATIONS, 1, penalised)
     assert with_penalty == hf.generate(CONVERSATIONS, 1, penalised)
     assert with_penalty != engine.generate(CONVERSATIONS, 1, plain)  # the penalty changed the decode
 
 
-def test_presence_penalty_ignores_prompt_tokens(tiny_model_dir: Path) -> None:
-    """The HF processor leaves every logit alone until the reply has tokens, then only those drop."""
+def test_penalties_count_generated_tokens_only() -> None:
+    """The HF processor leaves every logit alone until the reply has tokens; then presence once per
+    token, frequency once per use, each toward zero."""
     import torch
 
-    from reverso.generation.hf import PresencePenalty
+    from reverso.generation.hf import GeneratedTokenPenalty
 
     scores = torch.tensor([[0.0, 2.0, -2.0, 3.0, 1.0, 1.0, 0.5, 4.0]])
     prompt = torch.tensor([[3, 4, 5]])
-    assert torch.equal(PresencePenalty(1.0, 3)(prompt, scores.clone()), scores)
-    after = PresencePenalty(1.0, 3)(torch.tensor([[3, 4, 5, 7, 7, 2]]), scores.clone())
-    assert after[0, 7] == 3.0 and after[0, 2] == -1.0  # once per token (not per use), toward zero
-    assert torch.equal(after[0, :2], scores[0, :2]) and torch.equal(after[0, 3:7], scores[0, 3:7])
+    assert torch.equal(GeneratedTokenPenalty(1.0, 1.0, 3)(prompt, scores.clone()), scores)
+    reply = torch.tensor([[3, 4, 5, 7, 7, 2]])
+    presence = GeneratedTokenPenalty(1.0, 0.0, 3)(reply, scores.clone())
+    assert presence[0, 7] == 3.0 and presence[0, 2] == -1.0
+    assert torch.equal(presence[0, :2], scores[0, :2]) and torch.equal(presence[0, 3:7], scores[0, 3:7])
+    frequency = GeneratedTokenPenalty(0.0, 0.5, 3)(reply, scores.clone())
+    assert frequency[0, 7] == 3.0 and frequency[0, 2] == -1.5  # 7 was generated twice, 2 once
+    both = GeneratedTokenPenalty(1.0, 0.5, 3)(reply, scores.clone())
+    assert both[0, 7] == 2.0 and both[0, 2] == -0.5
 
 
 def test_sampling_is_seeded(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -106,6 +106,8 @@ class SamplerParams(_Section):
     # Subtracted from the logit of every token the reply has already generated (OpenAI's presence
     # penalty; prompt tokens never count): the same semantics in every backend (generation/base.py).
     presence_penalty: float = Field(0.0, ge=0.0, le=2.0)
+    # Then this times the token's count in the reply (OpenAI's frequency penalty, same semantics).
+    frequency_penalty: float = Field(0.0, ge=0.0, le=2.0)
     batch_size: int = Field(16, ge=1)  # hf backend: rows (prompts x samples) per generate call
     openvino: SamplingOpenVINOParams = SamplingOpenVINOParams()
     # openai backend only: the key is read from this environment variable, never from params.

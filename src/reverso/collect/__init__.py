@@ -64,7 +64,8 @@ def sample_responses(sessions: list[Session], sampler: Sampler, params: CollectP
         active = [s for s in sessions if turn < len(s.turns)]
         info = SamplerInfo(backend=sampler.name, temperature=sampler_params.temperature,
                            seed=params.seed + turn, top_p=sampler_params.top_p,
-                           presence_penalty=sampler_params.presence_penalty)
+                           presence_penalty=sampler_params.presence_penalty,
+                           frequency_penalty=sampler_params.frequency_penalty)
         for start in range(0, len(active), size):
             part = active[start : start + size]
             saved = progress.get(turn, start) if progress else None
@@ -72,7 +73,7 @@ def sample_responses(sessions: list[Session], sampler: Sampler, params: CollectP
                 conversations = [as_dicts(turn_messages(s, turn, histories[s.session_id])) for s in part]
                 settings = GenerationSettings(sampler_params.temperature, sampler_params.top_p,
                                               sampler_params.max_new_tokens, params.seed + turn + start,
-                                              sampler_params.presence_penalty)
+                                              sampler_params.presence_penalty, sampler_params.frequency_penalty)
                 outputs = sampler.generate(conversations, params.samples_per_turn, settings)
                 batch: list[Response] = []
                 best: dict[str, str] = {}

@@ -22,6 +22,8 @@ class GenerationSettings:
     # down (HF's multiplicative repetition_penalty counts the prompt: it cut 20/20 replies at the cap).
     # vLLM and OpenAI servers subtract it (OpenAI's form): the same wherever the logit is >= 0.
     presence_penalty: float = 0.0
+    # Then, the same way, this times the number of times the token was generated (loops pay more).
+    frequency_penalty: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,14 @@ from tqdm import tqdm
 from reverso.generation.base import Completion, Conversation, GenerationSettings, completion_from_ids, prompt_ids, stop_ids
 
 
-class PresencePenalty:
-    """The project's penalty semantics for HF ``generate`` (a ``LogitsProcessor``), as OpenVINO applies its
-    presence penalty: the logit of every token this reply has generated so far moves ``penalty`` toward
-    zero (a logit >= 0 drops by it, a negative one rises by it); prompt tokens never count."""
+class GeneratedTokenPenalty:
+    """The project's penalty semantics for HF ``generate`` (a ``LogitsProcessor``), exactly as OpenVINO
+    applies its presence and frequency penalties: only tokens this reply has generated count (never the
+    prompt's). First the logit of every such token moves ``presence`` toward zero, then ``frequency``
+    times its count toward zero (toward zero: a logit >= 0 drops, a negative one rises)."""
 
-    def __init__(self, penalty: float, prompt_length: int):
-        self.penalty, self.prompt_length = penalty, prompt_length
+    def __init__(self, presence: float, frequency: float, prompt_length: int):
+        self.presence, self.frequency, self.prompt_length = presence, frequency, prompt_length
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
@@ -24,9 +25,12 @@ class PresencePenalty:
         generated = input_ids[:, self.prompt_length :]
         if generated.shape[1] == 0:
             return scores
-        seen = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device).scatter_(1, generated, True)
-        toward_zero = torch.where(scores >= 0, -self.penalty, self.penalty)
-        return torch.where(seen, scores + toward_zero, scores)
+        counts = torch.zeros(scores.shape, dtype=scores.dtype, device=scores.device)
+        counts.scatter_add_(1, generated, torch.ones(generated.shape, dtype=scores.dtype, device=scores.device))
+        seen = counts > 0
+        for amount in (self.presence * seen.to(scores.dtype), self.frequency * counts):
+            scores = torch.where(seen, scores - torch.where(scores >= 0, amount, -amount), scores)
+        return scores
 
 
 class HFSampler:
@@ -56,8 +60,9 @@ class HFSampler:
                                       "num_return_sequences": n if sample else 1}
             if sample:
                 kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
-            if settings.presence_penalty:
-                kwargs["logits_processor"] = [PresencePenalty(settings.presence_penalty, enc["input_ids"].shape[1])]
+            if settings.presence_penalty or settings.frequency_penalty:
+                kwargs["logits_processor"] = [GeneratedTokenPenalty(settings.presence_penalty, settings.frequency_penalty,
+                                                                    enc["input_ids"].shape[1])]
             with torch.no_grad():
                 out = self.model.generate(**enc, **kwargs)
             new_tokens = out[:, enc["input_ids"].shape[1] :]

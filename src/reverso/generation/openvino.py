@@ -11,7 +11,7 @@ blocks across requests. Two precisions:
   where the CPU has it, u8 KV cache), over int8 weights: fastest, and samples are random anyway.
 
 Semantics are the project's, the same in every backend (generation/base.py): prompts are the
-chat-templated ids HF gets, top-k from the model's generation config, the presence penalty over
+chat-templated ids HF gets, top-k from the model's generation config, presence and frequency penalties over
 generated tokens only, stop at EOS, and one RNG seed per request derived from the call's seed.
 """
 
@@ -65,8 +65,8 @@ class OpenVINOSampler:
         config.max_new_tokens = settings.max_new_tokens
         config.stop_token_ids = set(self.stops)
         config.eos_token_id = min(self.stops)
-        # OpenVINO's presence penalty counts generated tokens only, as the project's semantics say.
-        config.presence_penalty = settings.presence_penalty
+        # OpenVINO's penalties count generated tokens only, as the project's semantics say.
+        config.presence_penalty, config.frequency_penalty = settings.presence_penalty, settings.frequency_penalty
         if settings.temperature > 0:
             config.do_sample = True
             config.temperature, config.top_p, config.top_k = settings.temperature, settings.top_p, self.top_k

@@ -44,8 +44,10 @@ class OpenAISampler:
         for conversation in tqdm(conversations, desc=f"sampling x{n} ({self.base_url})", unit="prompt"):
             body = {"model": self.model, "messages": conversation, "n": n, "seed": settings.seed,
                     "temperature": settings.temperature, "top_p": settings.top_p, "max_tokens": settings.max_new_tokens}
-            if settings.presence_penalty:  # OpenAI's own field: generated tokens only, as every backend
+            if settings.presence_penalty:  # OpenAI's own fields: generated tokens only, as every backend
                 body["presence_penalty"] = settings.presence_penalty
+            if settings.frequency_penalty:
+                body["frequency_penalty"] = settings.frequency_penalty
             data = self._post(body)
             usage = data.get("usage") or {}
             choices = data.get("choices")
@@ -78,7 +80,8 @@ class VLLMSampler:
 
         params = SamplingParams(n=n, temperature=settings.temperature, top_p=settings.top_p,
                                 max_tokens=settings.max_new_tokens, seed=settings.seed,
-                                presence_penalty=settings.presence_penalty)
+                                presence_penalty=settings.presence_penalty,
+                                frequency_penalty=settings.frequency_penalty)
         outputs = self.llm.chat(conversations, params)
         return [
             [Completion(o.text.strip(), "length" if o.finish_reason == "length" else "stop",
