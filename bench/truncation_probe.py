@@ -8,7 +8,7 @@ only: those are what pairs use), each with a 95 % CI resampled over sessions.
 Choosing a sampler setting here never looks at the evaluation suites.
 
     .venv/bin/python bench/truncation_probe.py --sessions 16 1.0 1.0:0.5 1.0:1.0 1.0:1.5
-    .venv/bin/python bench/truncation_probe.py --sessions 16 --backends openvino hf 1.0 --out bench/results/truncation_backends.json
+    .venv/bin/python bench/truncation_probe.py 1.0 --sessions 16 --backends openvino hf --out bench/results/truncation_backends.json
 
 Writes ``bench/results/truncation_probe.json``.
 """
@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=None,
                         help="openvino hf ... (default: collect.sampler.backend); each setting runs on each")
     parser.add_argument("--sessions", type=int, default=12)
+    parser.add_argument("--weight-format", default=None, help="openvino: default collect.sampler.openvino's")
+    parser.add_argument("--precision", default=None, help="openvino: default collect.sampler.openvino's")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--out", type=Path, default=Path("bench/results/truncation_probe.json"))
     args = parser.parse_args()
@@ -67,11 +69,13 @@ def main() -> None:
     sessions = build_sessions(load_seed("data/seed"), "train", args.sessions, 999, turns=1, system_constraints=6,
                               turn_constraints=1, cumulative=True)
     backends = args.backends or [params.collect.sampler.backend]
+    openvino = params.collect.sampler.openvino.model_copy(update={
+        k: v for k, v in {"weight_format": args.weight_format, "precision": args.precision}.items() if v})
     conversations = [as_dicts(turn_messages(s, 0, [])) for s in sessions]
     rules = [[c for c in session_constraints(s, 0) if engine.is_verifiable(c)] for s in sessions]
     results = []
     for backend in backends:
-        sampler = make_sampler(backend, "models/base", None, openvino=params.collect.sampler.openvino,
+        sampler = make_sampler(backend, "models/base", None, openvino=openvino,
                                batch_size=params.collect.sampler.batch_size, progress=False)
         for spec in args.settings:
             temperature, presence, frequency = (spec.split(":") + ["0", "0"])[:3]
@@ -88,7 +92,7 @@ def main() -> None:
             print(json.dumps(results[-1]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"sessions": args.sessions, "samples": 5, "max_new_tokens": args.max_new_tokens,
-                                    "backends": backends, "openvino": params.collect.sampler.openvino.model_dump(),
+                                    "backends": backends, "openvino": openvino.model_dump(exclude={"cache_dir", "exporter"}),
                                     "results": results, **machine_info()}, indent=2) + "\n")
 
 
