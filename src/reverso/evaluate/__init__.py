@@ -10,6 +10,7 @@ markdown report, the training run in MLflow and tags on the registered version â
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from reverso.evaluate.scoring import (
 from reverso.evaluate.suites import build_suites
 from reverso.io import write_json, write_jsonl
 from reverso.machine import machine_info
+from reverso.memory import return_freed_memory
 from reverso.prompts import as_dicts, turn_messages
 
 
@@ -93,6 +95,10 @@ def evaluate_models(models: dict[str, tuple[Path, Path | None]], suites: dict[st
         results[name] = score_model(suites, outputs[name], judge, keep)
         timing["generation_s"] += scored - started
         timing["scoring_s"] += time.perf_counter() - scored
+        # One model's engine at a time: the next model's merge and export must not stack on it.
+        del sampler
+        gc.collect()
+        return_freed_memory()
     return results, outputs, timing
 
 
