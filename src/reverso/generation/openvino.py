@@ -64,7 +64,8 @@ class OpenVINOSampler:
         config = openvino_genai.GenerationConfig()
         config.max_new_tokens = settings.max_new_tokens
         config.stop_token_ids = set(self.stops)
-        config.eos_token_id = min(self.stops)
+        eos = self.tokenizer.eos_token_id
+        config.eos_token_id = int(eos[0] if isinstance(eos, list) else eos)
         # OpenVINO's penalties count generated tokens only, as the project's semantics say.
         config.presence_penalty, config.frequency_penalty = settings.presence_penalty, settings.frequency_penalty
         if settings.temperature > 0:
