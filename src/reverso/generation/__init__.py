@@ -1,6 +1,6 @@
 """Text generation for collect (n samples per prompt) and evaluate (greedy), behind one interface.
 
-Backends: ``engine`` (CTranslate2 on CPU, the default), ``hf`` (transformers ``generate``, the
+Backends: ``openvino`` (OpenVINO GenAI on CPU, the default), ``hf`` (transformers ``generate``, the
 reference), ``vllm`` (GPUs) and ``openai`` (any OpenAI-compatible server). Heavy imports happen
 inside the backends, so importing this package is cheap.
 """
