@@ -8,7 +8,9 @@ ctranslate2 is a dev requirement only.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ class CTranslate2Sampler:
         from transformers import AutoTokenizer
 
         self.workdir = Path(tempfile.mkdtemp(prefix="ct2-"))
+        weakref.finalize(self, shutil.rmtree, self.workdir, True)  # the converted model goes with the sampler
         TransformersConverter(str(model_dir), low_cpu_mem_usage=True).convert(str(self.workdir / "m"),
                                                                               quantization=compute_type)
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))

@@ -103,7 +103,8 @@ def main() -> None:
         with_hf = round_index < args.hf_rounds
         sample_settings = GenerationSettings(sampler_params.temperature, sampler_params.top_p,
                                              sampler_params.max_new_tokens, seed=round_index,
-                                             presence_penalty=sampler_params.presence_penalty)
+                                             presence_penalty=sampler_params.presence_penalty,
+                                             frequency_penalty=sampler_params.frequency_penalty)
         greedy_settings = GenerationSettings(0.0, 1.0, evaluate.max_new_tokens, seed=0)
         jobs = [(f"sampling/{name}", s, sampling_prompts, n, sample_settings) for name, s in sampling.items()]
         jobs += [(f"greedy/{name}", s, greedy_prompts, 1, greedy_settings) for name, s in greedy.items()]
@@ -145,7 +146,8 @@ def main() -> None:
         "workload": {"model": str(args.model), "sampling_prompts": len(sampling_prompts), "samples_per_prompt": n,
                      "sampling_max_new_tokens": sampler_params.max_new_tokens,
                      "temperature": sampler_params.temperature, "top_p": sampler_params.top_p,
-                     "presence_penalty": sampler_params.presence_penalty, "greedy_prompts": len(greedy_prompts),
+                     "presence_penalty": sampler_params.presence_penalty,
+                     "frequency_penalty": sampler_params.frequency_penalty, "greedy_prompts": len(greedy_prompts),
                      "greedy_max_new_tokens": evaluate.max_new_tokens, "rounds": args.rounds,
                      "hf_rounds": args.hf_rounds},
         "setup_s": round(setup_s, 1),

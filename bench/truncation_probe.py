@@ -84,11 +84,11 @@ def main() -> None:
             started = time.perf_counter()
             outputs = sampler.generate(conversations, 5, settings)
             wall = time.perf_counter() - started
+            statistics = session_statistics(outputs, rules)
             results.append({"backend": backend, "temperature": settings.temperature,
                             "presence_penalty": settings.presence_penalty,
-                            "frequency_penalty": settings.frequency_penalty, "tokens_per_s": None,
-                            **session_statistics(outputs, rules)})
-            results[-1]["tokens_per_s"] = round(results[-1]["tokens"] / wall, 1)
+                            "frequency_penalty": settings.frequency_penalty,
+                            "tokens_per_s": round(statistics["tokens"] / wall, 1), **statistics})
             print(json.dumps(results[-1]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"sessions": args.sessions, "samples": 5, "max_new_tokens": args.max_new_tokens,

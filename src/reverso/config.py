@@ -103,7 +103,7 @@ class SamplerParams(_Section):
     # Room for a finished answer: at 96 most SmolLM2 replies to ~10-rule prompts were cut off, and a
     # cut-off reply is never used as a pair (pairs.allow_truncated); metrics/collect.json has truncation_rate.
     max_new_tokens: int = Field(384, ge=1)
-    # Subtracted from the logit of every token the reply has already generated (OpenAI's presence
+    # Moves the logit of every token the reply has already generated toward zero (OpenVINO's presence
     # penalty; prompt tokens never count): the same semantics in every backend (generation/base.py).
     presence_penalty: float = Field(0.0, ge=0.0, le=2.0)
     # Then this times the token's count in the reply (OpenAI's frequency penalty, same semantics).

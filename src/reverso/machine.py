@@ -19,17 +19,25 @@ RELEVANT_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni
 PACKAGES = ("torch", "transformers", "trl", "peft", "openvino", "openvino-genai")
 
 
+def _cpuinfo(path: str | Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _field(cpuinfo: str, name: str) -> str:
+    return next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith(name)), "")
+
+
+def _relevant_flags(cpuinfo_text: str) -> list[str]:
+    present = set(_field(cpuinfo_text, "flags").split())
+    return [flag for flag in RELEVANT_FLAGS if flag in present]
+
+
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> list[str]:
     """The relevant instruction-set flags this CPU reports (empty where /proc/cpuinfo is absent)."""
-    try:
-        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            present = set(line.split(":", 1)[1].split())
-            return [flag for flag in RELEVANT_FLAGS if flag in present]
-    return []
+    return _relevant_flags(_cpuinfo(cpuinfo))
 
 
 def versions() -> dict[str, str]:
@@ -42,15 +50,10 @@ def versions() -> dict[str, str]:
     return found
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, Any]:
     """``cpu_flags``, ``cpus``, ``cpu_model``, ``python`` and package ``versions``: stored beside every figure."""
-    model = ""
-    try:
-        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), "")
-    except OSError:
-        pass
-    return {"cpu_flags": cpu_flags(), "cpus": os.cpu_count(), "cpu_model": model,
+    text = _cpuinfo(cpuinfo)
+    return {"cpu_flags": _relevant_flags(text), "cpus": os.cpu_count(), "cpu_model": _field(text, "model name"),
             "python": platform.python_version(), "versions": versions()}
 
 
