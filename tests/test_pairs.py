@@ -7,7 +7,7 @@ import pytest
 from reverso import constraints as engine
 from reverso.config import ReverseParams
 from reverso.contracts import Message, Response, SamplerInfo, Session, Turn
-from reverso.pairs.builders import Sample, dedupe_by_vector, dpo_pair, rpo_pairs
+from reverso.pairs.builders import Sample, couple_key, dedupe_by_vector, dpo_pair, dpo_paper_pairs, rpo_pairs
 from reverso.pairs.validate import GateSettings, ValidationFailed, reverify, validate_pair_sets
 from reverso.reverse import judge_response
 
@@ -141,16 +141,46 @@ def test_each_expectation_can_fail(tmp_path, breakage: str) -> None:
     assert "failed the validation gate" in _gate_message(pairs, splits, tmp_path, settings)
 
 
-def test_cap_per_session_is_reproducible() -> None:
+def test_cap_counts_reply_pairs_and_never_splits_a_couple() -> None:
     import random
+    from collections import Counter
 
-    from reverso.pairs import cap_per_session
+    from reverso.pairs import cap_reply_pairs
 
     session, samples = make_samples()
     pairs = rpo_pairs(session, samples, 1)
-    capped = cap_per_session(pairs, 3, random.Random(0))
-    assert len(capped) == 3 and capped == cap_per_session(pairs, 3, random.Random(0))
-    assert cap_per_session(pairs, 100, random.Random(0)) == pairs
+    capped = cap_reply_pairs(pairs, 3, random.Random(0))
+    couples = Counter(couple_key(p) for p in capped)
+    assert len(couples) == 3 and set(couples.values()) == {2}  # 3 reply pairs, each with its mirror
+    assert capped == cap_reply_pairs(pairs, 3, random.Random(0))
+    assert cap_reply_pairs(pairs, 100, random.Random(0)) == pairs
+
+
+def test_one_way_builder_keeps_the_direction_better_on_the_original() -> None:
+    session, samples = make_samples()
+    both = rpo_pairs(session, samples, 3)
+    one_way = rpo_pairs(session, samples, 3, one_way=True)
+    by_text = {s.response.text: sum(s.vector) for s in samples}
+    assert one_way and all(p.builder == "rpo_one_way" for p in one_way)
+    assert len({couple_key(p) for p in one_way}) == len(one_way)  # never both directions of a reply pair
+    for pair in one_way:
+        assert by_text[pair.chosen[0].content] > by_text[pair.rejected[0].content]
+        assert reverify(pair)[0] == []  # still the reversed prompt: the chosen passes every rule
+    ties = [p for p in both if by_text[p.chosen[0].content] == by_text[p.rejected[0].content]]
+    assert len(one_way) == (len(both) - len(ties)) // 2
+
+
+def test_dpo_paper_builder_takes_every_pair_with_a_count_gap_of_three() -> None:
+    session, samples = make_samples()
+    pairs = dpo_paper_pairs(session, samples, 3)
+    counts = {s.response.text: sum(s.vector) for s in samples}  # 4, 1, 1, 4, 3
+    assert [(p.chosen[0].content, p.rejected[0].content) for p in pairs] == [(TEXTS[0], TEXTS[1]), (TEXTS[3], TEXTS[1])]
+    original = dpo_pair(session, samples)
+    for pair in pairs:
+        assert pair.builder == "dpo_paper"
+        assert pair.margin == counts[pair.chosen[0].content] - counts[pair.rejected[0].content] == 3
+        assert pair.prompt == original.prompt and pair.constraints == original.constraints  # the original rules
+    assert dpo_paper_pairs(session, samples, 4) == []  # no gap of 4: ties and small gaps dropped
 
 
 # --- finished responses only, same caps for both builders, equal budgets, reversed rules reach the model ---
@@ -243,10 +273,11 @@ def test_caps_apply_to_both_builders_alike() -> None:
     session, samples = two_turn_samples()
     groups = {("s1", 0): samples[:5], ("s1", 1): samples[5:]}
     free, dropped = build_pair_sets(PairsParams(), {"s1": session}, groups)
-    assert len(free["dpo"]) == 2 and len(free["rpo"]) > 2 and dropped == {"rpo": 0, "dpo": 0}
+    assert len(free["dpo"]) == 2 and len(free["rpo"]) > 2 and set(dropped.values()) == {0}
     capped, dropped = build_pair_sets(PairsParams(max_pairs_per_session=1), {"s1": session}, groups)
-    assert len(capped["rpo"]) == 1 and len(capped["dpo"]) == 1  # the baseline is capped too
-    assert dropped == {"rpo": len(free["rpo"]) - 1, "dpo": 1}
+    assert len(capped["rpo"]) == 2 and len(capped["dpo"]) == 1  # one reply pair: an RPO couple, one baseline pair
+    assert len(capped["rpo_one_way"]) == 1 and len(capped["dpo_paper"]) == 1
+    assert dropped["rpo"] == len(free["rpo"]) - 2 and dropped["dpo"] == 1
     again, _ = build_pair_sets(PairsParams(max_pairs_per_session=1), {"s1": session}, groups)
     assert again == capped
 
@@ -259,12 +290,14 @@ def test_equalize_gives_both_sets_the_same_size_per_split() -> None:
     dpo = [dpo_pair(session, samples)] * 3
     gated = {"rpo": (rpo, ["train"] * (len(rpo) - 2) + ["eval"] * 2, list(range(len(rpo)))),
              "dpo": (dpo, ["train", "train", "eval"], None)}
-    out, dropped = equalize(gated, seed=7)
+    out, dropped = equalize(gated, seed=7, names=["rpo", "dpo"])
     for name in ("rpo", "dpo"):
         assert [out[name][1].count(split) for split in ("train", "eval")] == [2, 1]
     assert dropped == {"rpo": len(rpo) - 3, "dpo": 0}
     assert all(p in rpo for p in out["rpo"][0]) and out["rpo"][2] == [rpo.index(p) for p in out["rpo"][0]]
-    assert equalize(gated, seed=7) == (out, dropped)
+    assert equalize(gated, seed=7, names=["rpo", "dpo"]) == (out, dropped)
+    alone, untouched = equalize(gated | {"dpo_paper": (dpo, ["train"] * 3, None)}, seed=7, names=["rpo", "dpo"])
+    assert alone["dpo_paper"][0] == dpo and untouched["dpo_paper"] == 0  # sets not named keep their size
 
 
 def test_sessions_without_rendered_rules_are_refused_for_rpo(tmp_path) -> None:

@@ -7,21 +7,49 @@ from pathlib import Path
 
 import pytest
 
-from reverso.config import ConfigError, TrainParams, load_params
+from reverso.config import ConfigError, load_params
 from reverso.study import arm_train_params
 from reverso.study.report import build_report, render_markdown
 
 
 def test_arms_differ_only_in_pairs_and_margin() -> None:
-    train = TrainParams(gamma=0.05, seed=42)
-    dpo, rpo, ablation = (arm_train_params(train, arm, 7) for arm in ("dpo", "rpo", "rpo_no_margin"))
+    params = load_params(Path("/nonexistent.yaml"), ["train.gamma=0.05", "train.seed=42"])
+    dpo, rpo, ablation = (arm_train_params(params, arm, 7) for arm in ("dpo", "rpo", "rpo_no_margin"))
     assert (dpo.pair_set, dpo.margin_gamma) == ("dpo", 0.0)  # plain DPO: count-based pairs, no margin
     assert (rpo.pair_set, rpo.margin_gamma) == ("rpo", 0.05)
     assert (ablation.pair_set, ablation.margin_gamma) == ("rpo", 0.0)
     assert {dpo.seed, rpo.seed, ablation.seed} == {7}
     assert dpo.learning_rate == rpo.learning_rate == ablation.learning_rate
     with pytest.raises(ValueError, match="unknown study arm"):
-        arm_train_params(train, "ppo", 1)
+        arm_train_params(params, "ppo", 1)
+
+
+def test_arms_are_data_builder_loss_and_margin_without_code(tmp_path: Path) -> None:
+    arms = ("{dpo_paper: {builder: dpo_paper}, rpo_sft: {builder: rpo, margin: released, loss: [sigmoid, "
+            "{type: sft, weight: 0.2}]}, ipo_rpo: {builder: rpo, loss: ipo}, simpo_rpo: {builder: rpo, "
+            "loss: [simpo], beta: 2.0}, one_way: {builder: rpo_one_way, margin: paper}}")
+    params = load_params(tmp_path / "missing.yaml", [f"study.arms={arms}"])
+    assert list(params.study.arms) == ["dpo_paper", "rpo_sft", "ipo_rpo", "simpo_rpo", "one_way"]
+    sft = arm_train_params(params, "rpo_sft", 1)
+    assert [(t.type, t.weight) for t in sft.loss] == [("sigmoid", 1.0), ("sft", 0.2)] and sft.margin_gamma > 0
+    simpo = arm_train_params(params, "simpo_rpo", 2)
+    assert simpo.reference_free and simpo.beta == 2.0 and simpo.arm == "simpo_rpo" and simpo.seed == 2
+    assert arm_train_params(params, "ipo_rpo", 1).margin_mode == "none"
+    assert arm_train_params(params, "one_way", 1).pair_set == "rpo_one_way"
+    with pytest.raises(ConfigError, match="study.arms.bad.*one pairwise term"):  # checked at load, named
+        load_params(tmp_path / "missing.yaml", ["study.arms={bad: {builder: rpo, margin: paper, loss: [sigmoid, ipo]}}"])
+    with pytest.raises(ConfigError, match="unknown built-in arm"):
+        load_params(tmp_path / "missing.yaml", ["study.arms=[dpo, ppo]"])
+    assert list(load_params(tmp_path / "missing.yaml", ["study.arms=[dpo, rpo]"]).study.arms) == ["dpo", "rpo"]
+
+
+def test_a_recipe_replaces_the_arm_list_as_a_whole(tmp_path: Path) -> None:
+    from reverso.config import recipe_overrides
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("study:\n  arms:\n    rpo: {builder: rpo, margin: released}\n  seeds: [1]\n")
+    params = load_params(Path("params.yaml"), recipe_overrides(recipe))
+    assert list(params.study.arms) == ["rpo"]
 
 
 def test_study_params_refuse_repeats(tmp_path: Path) -> None:
@@ -50,7 +78,8 @@ def test_report_pairs_differences_on_the_same_prompts() -> None:
     assert rpo_base == {"mean": 100, "ci_low": 100, "ci_high": 100, "n": n}
     rpo_dpo = report["differences"]["rpo_minus_dpo"]["ifeval"]
     assert rpo_dpo["mean"] == 50 and 30 < rpo_dpo["ci_low"] < 50 < rpo_dpo["ci_high"] < 70
-    assert "rpo_minus_rpo_no_margin" in report["differences"]  # present, empty without that arm
+    assert "rpo_minus_rpo_no_margin" not in report["differences"]  # only comparisons whose arms ran
+    assert "dpo_minus_base" in report["differences"]  # every arm against the base model
     table = render_markdown(report)
     assert "| rpo |" in table and "rpo_minus_dpo" in table and "n=40" in table
 

@@ -40,6 +40,7 @@ def test_killed_training_resumes_from_checkpoint(tiny_model_dir: Path, tmp_path:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     command = [str(Path(sys.executable).parent / "reverso"), "train", "--model", str(tiny_model_dir),
                "-S", "train.max_steps=60", "-S", "train.save_steps=5", "-S", "train.batch_size=1",
+               "-S", "train.pairs_per_step=1",
                "-S", "train.max_length=64", "-S", "pairs.max_length=64"]
     first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = tmp_path / ".reverso/checkpoints"

@@ -326,7 +326,7 @@ def study(ctx: typer.Context, set_: SetOpt = None, workspace: Path = Path("."),
 @study_app.command("train-arm")
 @_friendly
 @_stage
-def study_train_arm(arm: Annotated[str, typer.Option(help="dpo | rpo | rpo_no_margin")],
+def study_train_arm(arm: Annotated[str, typer.Option(help="a study.arms name (e.g. dpo, rpo, rpo_no_margin)")],
                     seed: Annotated[int, typer.Option(help="train.seed of this replicate")],
                     params: ParamsOpt = Path("params.yaml"), model: Path = BASE, pairs_dir: Path = PAIRS,
                     set_: SetOpt = None) -> None:
@@ -341,7 +341,7 @@ def study_train_arm(arm: Annotated[str, typer.Option(help="dpo | rpo | rpo_no_ma
 @study_app.command("evaluate")
 @_friendly
 @_stage
-def study_evaluate(arm: Annotated[str | None, typer.Option(help="dpo | rpo | rpo_no_margin")] = None,
+def study_evaluate(arm: Annotated[str | None, typer.Option(help="a study.arms name (e.g. dpo, rpo, rpo_no_margin)")] = None,
                    seed: Annotated[int | None, typer.Option(help="the replicate's seed")] = None,
                    base: Annotated[bool, typer.Option("--base", help="evaluate the base model")] = False,
                    params: ParamsOpt = Path("params.yaml"), model: Path = BASE, seed_dir: Path = SEED,

@@ -11,15 +11,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from reverso.config_base import ConfigError, _Section
+from reverso.config_train import BUILTIN_ARMS, ArmSpec, LoraParams, LossTerm, TrainParams, with_arm
 
-class ConfigError(ValueError):
-    """Raised when params.yaml (or an override) is invalid; the message names file and field."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["ArmSpec", "ConfigError", "LoraParams", "LossTerm", "TrainParams", "with_arm"]
 
 
 class RandomInitConfig(_Section):
@@ -182,84 +179,29 @@ class PairsParams(_Section):
     """``pairs``: build RPO pairs and the count-based DPO baseline."""
 
     g_min: int = Field(3, ge=1)  # paper: 3
+    # dpo_paper builder: pass counts on the original instruction must differ by at least this (authors: > 2)
+    dpo_paper_gap: int = Field(3, ge=1)
     # Caps apply to both builders alike, so the arms differ only in how pairs are chosen.
     max_pairs_per_turn: int | None = Field(None, ge=1)
-    max_pairs_per_session: int | None = Field(None, ge=1)  # balance long sessions against short ones
+    # balance long sessions against short ones; caps count reply pairs, so an RPO couple is never split
+    max_pairs_per_session: int | None = Field(None, ge=1)
     # Token budget of prompt + response; at most train.max_length (checked at load: the trainer would
     # silently truncate longer pairs). Longer pairs are set aside in the quarantine file with their length.
     max_length: int = Field(512, ge=16)
     # A reply cut off by max_new_tokens (finish_reason "length") is judged on a fragment and would be
     # trained with an end-of-turn token; such replies are left out (and counted) unless this is true.
     allow_truncated: bool = False
-    # Equal budgets for the ablation: subsample the larger pair set (per split, with seed) to the
-    # smaller one's size, so RPO and the DPO baseline train on as many pairs (and steps).
-    equalize: bool = False
+    # Equal budgets for the ablation: subsample these pair sets (per split, with seed) to the smallest
+    # one's size, so their arms train on as many pairs (and steps); true = [rpo, dpo]. Otherwise arms
+    # compare at equal epochs over their own sets (train.epochs).
+    equalize: list[Literal["rpo", "dpo", "dpo_paper", "rpo_one_way"]] = []
+
+    @field_validator("equalize", mode="before")
+    @classmethod
+    def _equalize_flag(cls, value: Any) -> Any:
+        return (["rpo", "dpo"] if value else []) if isinstance(value, bool) else value
     seed: int = 7
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
-
-
-class LoraParams(_Section):
-    enabled: bool = True
-    r: int = Field(8, ge=1)
-    alpha: int = Field(16, ge=1)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: str | list[str] = "all-linear"  # paper: lora_target all
-
-
-class TrainParams(_Section):
-    """``train``: the RPO objective and its optimiser."""
-
-    # rpo: reversed pairs + margin · dpo: count-based pairs, gamma 0 (plain DPO, the paper's baseline)
-    # · rpo_no_margin: reversed pairs, gamma 0 (the paper's margin ablation). See ARM_PAIRS.
-    arm: Literal["rpo", "dpo", "rpo_no_margin"] = "rpo"
-    beta: float = Field(0.1, gt=0.0)
-    gamma: float = Field(0.05, ge=0.0)  # margin weight of the rpo arm; the other arms use 0
-    # released (the authors' code): beta*(Delta - gamma*g); paper: beta*Delta - gamma*g. The paper's
-    # gamma equals beta * the released gamma (0.1 * 0.05 = 0.005 by default).
-    margin_mode: Literal["paper", "released"] = "released"
-    learning_rate: float = Field(5e-4, gt=0.0)
-    epochs: float = Field(1.0, gt=0.0)  # paper: 3
-    max_steps: int = -1
-    batch_size: int = Field(2, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    max_length: int = Field(512, ge=16)
-    precompute_ref_log_probs: bool = True
-    bf16: bool = False  # off on CPU: TRL's defaults are ~13x slower there
-    gradient_checkpointing: bool = False
-    # glibc: send each step's activations to mmap and back instead of a fragmenting heap (reverso.memory)
-    return_freed_memory: bool = True
-    # e.g. "sdpa" or "flash_attention_2" on GPU; None lets transformers choose.
-    attn_implementation: str | None = None
-    logging_steps: int = Field(1, ge=1)
-    # Checkpoints live in .reverso/checkpoints/ (outside DVC outs, which DVC deletes before a
-    # rerun); a killed run resumes from the newest one with the same data and params.
-    # 4: the default run has ~16 steps, so a killed default run resumes instead of restarting; LoRA
-    # checkpoints are a few MB each and only the newest two are kept.
-    save_steps: int = Field(4, ge=1)
-    seed: int = 42
-    lora: LoraParams = LoraParams()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_pairs(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "pairs" in data:
-            raise ValueError("train.pairs was replaced by train.arm: rpo | dpo | rpo_no_margin "
-                             "(dpo trains the count-based pairs without the margin)")
-        return data
-
-    @property
-    def pair_set(self) -> str:
-        """Which pair set (data/pairs/<set>/) this arm trains on."""
-        return ARM_PAIRS[self.arm]
-
-    @property
-    def margin_gamma(self) -> float:
-        """The gamma the loss applies: train.gamma for the rpo arm, 0 (plain DPO loss) otherwise."""
-        return self.gamma if self.arm == "rpo" else 0.0
-
-
-# arm -> pair set; only the rpo arm applies the margin (TrainParams.margin_gamma).
-ARM_PAIRS = {"rpo": "rpo", "dpo": "dpo", "rpo_no_margin": "rpo"}
 
 
 class SuiteSizes(_Section):
@@ -368,8 +310,9 @@ class PromoteParams(_Section):
 class StudyParams(_Section):
     """``study``: the replication study — arms x seeds from the same pairs, one evaluation run."""
 
-    # dpo: count-based pairs, gamma 0 · rpo: reversed pairs + margin · rpo_no_margin: reversed pairs, gamma 0
-    arms: list[Literal["dpo", "rpo", "rpo_no_margin"]] = ["dpo", "rpo", "rpo_no_margin"]
+    # name -> pair builder x loss x margin (config_train.ArmSpec); each arm trains once per seed. Add an
+    # arm in params, no code: e.g. rpo_sft: {builder: rpo, loss: [sigmoid, {type: sft, weight: 0.2}]}.
+    arms: dict[str, ArmSpec] = dict(BUILTIN_ARMS)
     seeds: list[int] = [1, 2, 3]  # train.seed per replicate (LoRA init + data order)
     # test: the reported suites (evaluate.seed) · validation: a disjoint draw of the same generators,
     # the only split to tune on.
@@ -381,10 +324,25 @@ class StudyParams(_Section):
     # What runs `study train-arm` in the DVC stage: `reverso`, or `accelerate launch ... -m reverso.cli`.
     train_launcher: str = "reverso"
 
+    @field_validator("arms", mode="before")
+    @classmethod
+    def _named_arms(cls, value: Any) -> Any:
+        # a list of built-in names (the round-2 form) still reads
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            unknown = [v for v in value if v not in BUILTIN_ARMS]
+            if unknown:
+                raise ValueError(f"unknown built-in arm(s) {unknown}; built-ins are {sorted(BUILTIN_ARMS)}, "
+                                 "other arms are written as name: {builder, loss, margin}")
+            return {v: BUILTIN_ARMS[v] for v in value}
+        return value
+
     @model_validator(mode="after")
     def _distinct(self) -> StudyParams:
-        if len(set(self.arms)) != len(self.arms) or not self.arms:
-            raise ValueError("study.arms must be a non-empty list without repeats")
+        if not self.arms:
+            raise ValueError("study.arms must name at least one arm")
+        bad = [name for name in self.arms if not name.replace("_", "").isalnum() or name == "base"]
+        if bad:
+            raise ValueError(f"study.arms names {bad}: use letters, digits and _ (and not 'base', the untrained model)")
         if len(set(self.seeds)) != len(self.seeds) or not self.seeds:
             raise ValueError("study.seeds must be a non-empty list without repeats")
         return self
@@ -411,6 +369,12 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _lengths_agree(self) -> Params:
+        for name, spec in self.study.arms.items():  # every arm must make a valid train section
+            try:
+                with_arm(self.train, name, spec)
+            except ValidationError as err:
+                raise ValueError(f"study.arms.{name}: " + "; ".join(
+                    e["msg"].removeprefix("Value error, ") for e in err.errors())) from None
         # Checked across sections: pairs longer than train.max_length would be truncated without notice.
         if self.pairs.max_length > self.train.max_length:
             raise ValueError(
@@ -471,6 +435,10 @@ def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = 
         raise ConfigError(_format_error(path, err)) from None
 
 
+# Mappings a recipe replaces as a whole (a recipe's study.arms is the arm list, not additions to it).
+WHOLE_VALUES = frozenset({"study.arms"})
+
+
 def recipe_overrides(path: str | Path) -> list[str]:
     """A recipe file (params sections, e.g. configs/study/paper-8b.yaml) as ``section.field=value`` overrides."""
     path = Path(path)
@@ -484,7 +452,7 @@ def recipe_overrides(path: str | Path) -> list[str]:
     def walk(node: dict[str, Any], prefix: str) -> list[str]:
         found: list[str] = []
         for key, value in node.items():
-            if isinstance(value, dict) and value:
+            if isinstance(value, dict) and value and f"{prefix}{key}" not in WHOLE_VALUES:
                 found += walk(value, f"{prefix}{key}.")
             else:
                 text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()

@@ -102,7 +102,7 @@ class Pair(_Row):
     constraints: list[ConstraintSpec]
     session_id: str
     turn: int = Field(ge=0)
-    builder: Literal["rpo", "dpo"]
+    builder: Literal["rpo", "dpo", "dpo_paper", "rpo_one_way"]
 
     @model_validator(mode="after")
     def _non_empty(self) -> Pair:

@@ -113,7 +113,7 @@ def _pair_checker() -> Callable[[Pair], str | None]:
             chosen_fails, _ = reverify(pair)
         except engine.ConstraintError as exc:
             return f"constraints: {str(exc)[:300]}"
-        if pair.builder == "rpo" and chosen_fails:
+        if pair.builder in ("rpo", "rpo_one_way") and chosen_fails:
             return (f"chosen: fails {', '.join(chosen_fails)} (an RPO chosen response must satisfy every rule "
                     "of its prompt)")
         return None

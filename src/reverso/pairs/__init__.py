@@ -1,7 +1,8 @@
-"""pairs: RPO pairs + count-based DPO baseline pairs, split by session, gated by Great Expectations.
+"""pairs: every builder's pair set (builders.py), split by session, gated by Great Expectations.
 
-Both sets come from the same finished responses and pass through the same caps, length filter and
-(optionally) the same size, so the ablation arms differ only in how a pair is chosen.
+All sets come from the same finished responses and pass through the same caps, length filter and
+(optionally) the same size, so the ablation arms differ only in how a pair is chosen. Caps count
+reply pairs: an RPO couple (the same two replies under both reversed instructions) stays whole.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from reverso.io import (
     write_jsonl,
     write_quarantine,
 )
-from reverso.pairs.builders import Sample, dpo_pair, rpo_pairs
+from reverso.pairs.builders import Sample, couple_key, dpo_pair, dpo_paper_pairs, rpo_pairs
 from reverso.pairs.validate import GateSettings, validate_pair_sets
 from reverso.reverse import session_problem
 
-BUILDERS = ("rpo", "dpo")
+BUILDERS = ("rpo", "dpo", "dpo_paper", "rpo_one_way")
 
 
 def _token_counter(model_dir: str | Path | None) -> Any:
@@ -45,12 +46,18 @@ def _token_counter(model_dir: str | Path | None) -> Any:
     return count
 
 
-def cap_per_session(pairs: list[Pair], cap: int, rng: random.Random) -> list[Pair]:
-    """At most ``cap`` pairs per session, sampled reproducibly; order otherwise kept."""
-    by_session: dict[str, list[int]] = defaultdict(list)
+def cap_reply_pairs(pairs: list[Pair], cap: int, rng: random.Random, per_turn: bool = False) -> list[Pair]:
+    """At most ``cap`` reply pairs per session (or per turn), drawn reproducibly; couples stay whole."""
+    units: dict[Any, dict[Any, list[int]]] = defaultdict(lambda: defaultdict(list))
     for index, pair in enumerate(pairs):
-        by_session[pair.session_id].append(index)
-    keep = {i for indices in by_session.values() for i in (rng.sample(indices, cap) if len(indices) > cap else indices)}
+        group = (pair.session_id, pair.turn) if per_turn else pair.session_id
+        units[group][couple_key(pair)].append(index)
+    keep: set[int] = set()
+    for couples in units.values():
+        chosen = list(couples.values())
+        if len(chosen) > cap:
+            chosen = [chosen[i] for i in sorted(rng.sample(range(len(chosen)), cap))]
+        keep.update(i for indices in chosen for i in indices)
     return [p for i, p in enumerate(pairs) if i in keep]
 
 
@@ -104,9 +111,17 @@ def refuse_unrendered(sessions: dict[str, Session], groups: dict[tuple[str, int]
             "(the rules rendered in the system message) or leave them out of collect.sessions_file.")
 
 
+def turn_pair_sets(params: PairsParams, session: Session, samples: list[Sample]) -> dict[str, list[Pair]]:
+    """Every builder's pairs of one (session, turn)."""
+    baseline = dpo_pair(session, samples)
+    return {"rpo": rpo_pairs(session, samples, params.g_min), "dpo": [baseline] if baseline else [],
+            "dpo_paper": dpo_paper_pairs(session, samples, params.dpo_paper_gap),
+            "rpo_one_way": rpo_pairs(session, samples, params.g_min, one_way=True)}
+
+
 def build_pair_sets(params: PairsParams, sessions: dict[str, Session],
                     groups: dict[tuple[str, int], list[Sample]]) -> tuple[dict[str, list[Pair]], dict[str, int]]:
-    """Both pair sets from the same samples, with the same per-turn and per-session caps.
+    """Every pair set from the same samples, with the same per-turn and per-session caps.
 
     Returns the sets and, per builder, how many pairs the caps removed.
     """
@@ -114,16 +129,13 @@ def build_pair_sets(params: PairsParams, sessions: dict[str, Session],
     rngs = {name: random.Random(f"{params.seed}-{name}") for name in BUILDERS}  # one set's draws never move the other's
     made = dict.fromkeys(BUILDERS, 0)
     for key in sorted(groups):
-        session, samples = sessions[key[0]], groups[key]
-        baseline = dpo_pair(session, samples)
-        for name, turn_pairs in (("rpo", rpo_pairs(session, samples, params.g_min)),
-                                 ("dpo", [baseline] if baseline else [])):
+        for name, turn_pairs in turn_pair_sets(params, sessions[key[0]], groups[key]).items():
             made[name] += len(turn_pairs)
-            if params.max_pairs_per_turn and len(turn_pairs) > params.max_pairs_per_turn:
-                turn_pairs = rngs[name].sample(turn_pairs, params.max_pairs_per_turn)
+            if params.max_pairs_per_turn:
+                turn_pairs = cap_reply_pairs(turn_pairs, params.max_pairs_per_turn, rngs[name], per_turn=True)
             built[name].extend(turn_pairs)
     if params.max_pairs_per_session:
-        built = {name: cap_per_session(items, params.max_pairs_per_session, rngs[name])
+        built = {name: cap_reply_pairs(items, params.max_pairs_per_session, rngs[name])
                  for name, items in built.items()}
     return built, {name: made[name] - len(built[name]) for name in BUILDERS}
 
@@ -131,8 +143,11 @@ def build_pair_sets(params: PairsParams, sessions: dict[str, Session],
 Gated = dict[str, tuple[list[Pair], list[str], list[int] | None]]
 
 
-def equalize(gated: Gated, seed: int) -> tuple[Gated, dict[str, int]]:
-    """Subsample each split of the larger set to the smaller set's size (equal pair and step budgets)."""
+def equalize(gated: Gated, seed: int, names: list[str] | None = None) -> tuple[Gated, dict[str, int]]:
+    """Subsample each split of the named sets to the smallest one's size (equal pair and step budgets)."""
+    names = list(gated) if names is None else names
+    rest = {name: item for name, item in gated.items() if name not in names}
+    gated = {name: gated[name] for name in names}
     out: dict[str, list[tuple[Pair, str, int | None]]] = {name: [] for name in gated}
     for split in ("train", "eval"):
         rows = {name: [(p, s, t[i] if t else None) for i, (p, s) in enumerate(zip(items, splits, strict=True))
@@ -140,10 +155,10 @@ def equalize(gated: Gated, seed: int) -> tuple[Gated, dict[str, int]]:
         size = min(len(r) for r in rows.values())
         for name, items in rows.items():
             out[name] += subsample(items, size, random.Random(f"{seed}-equalize-{split}-{name}"))
-    dropped = {name: len(gated[name][0]) - len(out[name]) for name in gated}
+    dropped = {name: len(gated[name][0]) - len(out[name]) for name in gated} | dict.fromkeys(rest, 0)
     result = {name: ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows] if gated[name][2] else None)
               for name, rows in out.items()}
-    return result, dropped
+    return rest | result, dropped
 
 
 def pairs(
@@ -170,7 +185,7 @@ def pairs(
         "verdicts_in": verdicts_total, "verdicts_quarantined": len(quarantined), "turn_groups": len(groups),
         # in = used + truncated_left_out + quarantined
         "responses_used": sum(len(s) for s in groups.values()), "truncated_left_out": truncated,
-        "allow_truncated": params.allow_truncated, "equalized": params.equalize}
+        "allow_truncated": params.allow_truncated, "equalized": list(params.equalize)}
     too_long: list[Quarantined] = []
     gated: Gated = {}
     for name, items in built.items():
@@ -184,8 +199,8 @@ def pairs(
         gated[name] = (items, [sessions[p.session_id].split for p in items], tokens)
     equalized = dict.fromkeys(BUILDERS, 0)
     if params.equalize:
-        gated, equalized = equalize(gated, params.seed)
-    validate_pair_sets(gated, GateSettings(params.g_min, max_tokens), reports_dir)
+        gated, equalized = equalize(gated, params.seed, params.equalize)
+    validate_pair_sets(gated, GateSettings(params.g_min, max_tokens, params.dpo_paper_gap), reports_dir)
     for name, (items, splits, _) in gated.items():
         for split in ("train", "eval"):
             write_jsonl(out_dir / name / f"{split}.jsonl", [p for p, s in zip(items, splits) if s == split])

@@ -1,11 +1,17 @@
-"""Pair builders: RPO (reversed instructions) and the count-based DPO baseline, from the same samples.
+"""Pair builders, all from the same judged samples of a turn.
 
-RPO: dedupe a turn's responses by verdict vector; for every unordered pair whose vectors differ on
-g >= g_min constraints emit (x_S(y_i), y_i, y_j, margin=g) and its mirror. Under x_S(y_i) the
-chosen y_i passes every constraint and y_j fails exactly the g differing ones.
+rpo: dedupe a turn's responses by verdict vector; for every unordered pair whose vectors differ on
+g >= g_min constraints emit (x_S(y_i), y_i, y_j, margin=g) and its mirror (the *couple*). Under
+x_S(y_i) the chosen y_i passes every constraint and y_j fails exactly the g differing ones.
 
-DPO baseline: chosen = most constraints satisfied on the *original* instruction, rejected = fewest,
-ties skipped (the paper's noisy baseline: the chosen response may still fail constraints).
+rpo_one_way: the one-direction ablation: per reply pair only the direction whose chosen passes more
+of the *original* rules (ties dropped), so a model never sees the same two replies with both labels.
+
+dpo: chosen = most constraints satisfied on the *original* instruction, rejected = fewest, ties
+skipped (best vs worst, one pair per turn: the noisy baseline).
+
+dpo_paper: the authors' baseline: every pair of distinct replies whose pass counts on the original
+instruction differ by at least ``min_gap`` (their ``margin > 2``), chosen = more passes, ties dropped.
 """
 
 from __future__ import annotations
@@ -46,23 +52,39 @@ def dedupe_by_vector(samples: list[Sample]) -> list[Sample]:
     return list(seen.values())
 
 
-def rpo_pairs(session: Session, samples: list[Sample], g_min: int) -> list[Pair]:
-    """All RPO pairs of one (session, turn)."""
+def couple_key(pair: Pair) -> tuple[str, int, tuple[str, str]]:
+    """Pairs that share a key are one reply pair (an RPO couple: the same two replies, both labels)."""
+    texts = sorted((pair.chosen[0].content, pair.rejected[0].content))
+    return pair.session_id, pair.turn, (texts[0], texts[1])
+
+
+def _reply_pairs(samples: list[Sample], g_min: int) -> list[tuple[Sample, Sample, int]]:
+    """Distinct-verdict reply pairs whose vectors differ on at least g_min constraints, with that g."""
+    found = []
+    for first, second in itertools.combinations(dedupe_by_vector(samples), 2):
+        gap = sum(a != b for a, b in zip(first.vector, second.vector, strict=True))
+        if gap >= g_min:
+            found.append((first, second, gap))
+    return found
+
+
+def rpo_pairs(session: Session, samples: list[Sample], g_min: int, one_way: bool = False) -> list[Pair]:
+    """All RPO pairs of one (session, turn); ``one_way``: only the better-on-the-original direction."""
     if not session.render_rules:  # the prompt would not change with the reversal: chosen and rejected share it
         raise ValueError(f"session {session.session_id}: render_rules is false, so a reversed rule list "
                          "would never reach the model; RPO needs the rules rendered")
     pairs = []
-    for first, second in itertools.combinations(dedupe_by_vector(samples), 2):
-        gap = sum(a != b for a, b in zip(first.vector, second.vector, strict=True))
-        if gap < g_min:
-            continue
-        for chosen, rejected in ((first, second), (second, first)):
+    for first, second, gap in _reply_pairs(samples, g_min):
+        directions = [(first, second), (second, first)]
+        if one_way:
+            directions = [(c, r) for c, r in directions if sum(c.vector) > sum(r.vector)]
+        for chosen, rejected in directions:
             reversed_specs = chosen.verdict.reversed_constraints
             prompt = turn_messages(session, chosen.response.turn, chosen.response.history, _parse(reversed_specs))
             pairs.append(Pair(
                 prompt=prompt, chosen=_assistant(chosen.response.text), rejected=_assistant(rejected.response.text),
                 margin=gap, constraints=reversed_specs, session_id=session.session_id,
-                turn=chosen.response.turn, builder="rpo",
+                turn=chosen.response.turn, builder="rpo_one_way" if one_way else "rpo",
             ))
     return pairs
 
@@ -86,3 +108,19 @@ def dpo_pair(session: Session, samples: list[Sample]) -> Pair | None:
         margin=gap, constraints=best.verdict.constraints, session_id=session.session_id,
         turn=best.response.turn, builder="dpo",
     )
+
+
+def dpo_paper_pairs(session: Session, samples: list[Sample], min_gap: int) -> list[Pair]:
+    """The authors' count-based pairs of one (session, turn): pass counts differ by >= min_gap."""
+    pairs = []
+    for first, second in itertools.combinations(dedupe_by_vector(samples), 2):
+        if abs(sum(first.vector) - sum(second.vector)) < min_gap:
+            continue
+        best, worst = (first, second) if sum(first.vector) > sum(second.vector) else (second, first)
+        pairs.append(Pair(
+            prompt=turn_messages(session, best.response.turn, best.response.history),
+            chosen=_assistant(best.response.text), rejected=_assistant(worst.response.text),
+            margin=sum(best.vector) - sum(worst.vector), constraints=best.verdict.constraints,
+            session_id=session.session_id, turn=best.response.turn, builder="dpo_paper",
+        ))
+    return pairs

@@ -19,6 +19,10 @@ from reverso.contracts import Pair
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
+# Builders whose prompt is the chosen reply's reversed instruction: the chosen passes every rule.
+REVERSED_BUILDERS = ("rpo", "rpo_one_way")
+
+
 class ValidationFailed(RuntimeError):
     """The pair set broke at least one expectation."""
 
@@ -27,6 +31,7 @@ class ValidationFailed(RuntimeError):
 class GateSettings:
     g_min: int
     max_tokens: int | None = None
+    dpo_paper_gap: int = 3
 
 
 def reverify(pair: Pair) -> tuple[list[str], list[str]]:
@@ -80,14 +85,15 @@ def _suite(builder: str, settings: GateSettings) -> list[Any]:
     ]
     if settings.max_tokens:
         suite.append(e.ExpectColumnValuesToBeBetween(column="tokens", max_value=settings.max_tokens))
-    if builder == "rpo":
+    if builder in REVERSED_BUILDERS:
         suite += [
             e.ExpectColumnValuesToBeBetween(column="margin", min_value=settings.g_min),
             e.ExpectColumnValuesToBeInSet(column="chosen_fails", value_set=[0]),
             e.ExpectColumnPairValuesToBeEqual(column_A="rejected_fails", column_B="margin"),
         ]
     else:
-        suite.append(e.ExpectColumnValuesToBeBetween(column="margin", min_value=1))
+        gap = settings.dpo_paper_gap if builder == "dpo_paper" else 1
+        suite.append(e.ExpectColumnValuesToBeBetween(column="margin", min_value=gap))
     return suite
 
 

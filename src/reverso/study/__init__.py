@@ -1,10 +1,11 @@
 """study: does RPO beat plain DPO and the base model? Arms x seeds from the same pairs, one evaluation.
 
-Arms (all trained from the same collected responses and the same pairs stage):
+Arms are data (``study.arms``: name -> pair builder x loss x margin, config_train.ArmSpec), all
+trained from the same collected responses and the same pairs stage. The defaults are the paper's:
 
-- ``dpo``            count-based pairs on the original instruction, gamma = 0 (plain DPO, the paper's baseline)
+- ``dpo``            count-based pairs on the original instruction, no margin (plain DPO, the baseline)
 - ``rpo``            reversed pairs with the adaptive margin gamma * g
-- ``rpo_no_margin``  reversed pairs, gamma = 0 (the paper's margin ablation)
+- ``rpo_no_margin``  reversed pairs, no margin (the paper's margin ablation)
 
 Each arm x seed is one DVC stage item (``study-train@<arm>-<seed>``, ``study-evaluate@<arm>-<seed>``),
 so a rerun skips every item that already finished. Evaluation decodes every model greedily on the
@@ -20,10 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reverso.config import EvaluateParams, Params, TrainParams
+from reverso.config import EvaluateParams, Params, TrainParams, with_arm
 from reverso.io import write_json
 
-ARMS = ("dpo", "rpo", "rpo_no_margin")
 STUDY_MODELS = Path("models/study")
 STUDY_TRAIN = Path("reports/study/train")
 STUDY_EVAL = Path("reports/study/eval")
@@ -34,11 +34,11 @@ def item_name(arm: str, seed: int) -> str:
     return f"{arm}-{seed}"
 
 
-def arm_train_params(train: TrainParams, arm: str, seed: int) -> TrainParams:
-    """The train section for one arm and seed (``train.arm`` picks the pair set and whether gamma applies)."""
-    if arm not in ARMS:
-        raise ValueError(f"unknown study arm {arm!r}; arms are {list(ARMS)}")
-    return train.model_copy(update={"arm": arm, "seed": seed})
+def arm_train_params(params: Params, arm: str, seed: int) -> TrainParams:
+    """The train section for one arm and seed: ``train`` with the arm's builder, loss and margin."""
+    if arm not in params.study.arms:
+        raise ValueError(f"unknown study arm {arm!r}; study.arms are {list(params.study.arms)}")
+    return with_arm(params.train, arm, params.study.arms[arm], seed)
 
 
 def study_digest(params: Params) -> str:
@@ -80,7 +80,7 @@ def train_arm(params: Params, arm: str, seed: int, model_dir: Path, pairs_dir: P
     name = item_name(arm, seed)
     started = time.perf_counter()
     parent = parent_run(params, workspace)
-    metrics = train(arm_train_params(params.train, arm, seed), params.registry, model_dir, pairs_dir,
+    metrics = train(arm_train_params(params, arm, seed), params.registry, model_dir, pairs_dir,
                     Path(workspace) / STUDY_MODELS / name, Path(workspace) / STUDY_TRAIN / f"{name}.json",
                     Path(workspace) / STUDY_TRAIN / name, workspace, register=False,
                     run_name=f"study-{name}", parent_run_id=parent)

@@ -19,8 +19,14 @@ from reverso.evaluate.metrics import HEADLINE, TurnScore, not_scored, per_constr
 from reverso.evaluate.stats import percentile_interval, resample_weights
 from reverso.io import write_json
 
-DIFFERENCES = {"rpo_minus_dpo": ("rpo", "dpo"), "rpo_minus_base": ("rpo", "base"),
-               "rpo_minus_rpo_no_margin": ("rpo", "rpo_no_margin"), "dpo_minus_base": ("dpo", "base")}
+# Paired differences beyond every arm minus base (reported when both arms ran).
+NAMED_DIFFERENCES = {"rpo_minus_dpo": ("rpo", "dpo"), "rpo_minus_rpo_no_margin": ("rpo", "rpo_no_margin")}
+
+
+def differences_for(arms: list[str]) -> dict[str, tuple[str, str]]:
+    """Every arm minus base, then the named comparisons whose arms both ran."""
+    found = {f"{arm}_minus_base": (arm, "base") for arm in arms if arm != "base"}
+    return found | {key: pair for key, pair in NAMED_DIFFERENCES.items() if set(pair) <= set(arms)}
 
 
 def turn_scores(raw: list[list[dict[str, Any]]]) -> list[list[TurnScore]]:
@@ -76,7 +82,7 @@ def bootstrap_suite(suite: str, evals: dict[str, dict[str, Any]], arms: dict[str
             entry["ci_low"], entry["ci_high"] = percentile_interval(draws[arm], confidence)
         per_arm[arm] = entry
     differences = {}
-    for key, (a, b) in DIFFERENCES.items():
+    for key, (a, b) in differences_for(list(arms)).items():
         if a in draws and b in draws:
             low, high = percentile_interval(draws[a] - draws[b], confidence)
             differences[key] = {"mean": point[a] - point[b], "ci_low": low, "ci_high": high, "n": units}  # type: ignore[operator]
@@ -100,9 +106,10 @@ def build_report(evals: dict[str, dict[str, Any]], trains: dict[str, dict[str, A
         "arms": per_model,
         "summary": {suite: data["arms"] for suite, data in by_suite.items()},
         "differences": {key: {suite: data["differences"][key] for suite, data in by_suite.items()
-                              if key in data["differences"]} for key in DIFFERENCES},
+                              if key in data["differences"]} for key in differences_for(list(arm_models(evals)))},
         "per_constraint": constraint_rates,
-        "train": {name: {k: t.get(k) for k in ("train_loss", "steps", "train_pairs", "held_out", "wall_s")}
+        "train": {name: {k: t.get(k) for k in ("train_loss", "steps", "train_pairs", "held_out", "rule_reading",
+                                                 "regime", "wall_s")}
                   for name, t in trains.items()},
         "suite_sizes": next(iter(evals.values()))["suite_sizes"],
         "confidence": confidence, "bootstrap": resamples,

@@ -1,7 +1,9 @@
-"""train: one ablation arm (rpo, dpo, rpo_no_margin) with LoRA; MLflow run, registered version, @challenger.
+"""train: one arm (pair builder x loss x margin) with LoRA; MLflow run, registered version, @challenger.
 
 ``train(params, registry, model_dir, pairs_dir, output_dir, ...)`` is the one entry point the CLI,
-DVC and a study runner call; ``params.arm`` picks the pair set and whether the margin applies.
+DVC and a study runner call; ``params.builder`` picks the pair set, ``params.loss`` and
+``params.margin_mode`` the objective (config_train.py), and the regime (cosine schedule, warm-up,
+pairs per optimizer step, epochs) is recorded in metrics/train.json.
 """
 
 from __future__ import annotations
@@ -23,14 +25,11 @@ from reverso.io import DataError, write_json
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TRAIN_INFO = "reverso_train.json"
 REF_CACHE = Path(".reverso/ref-cache")  # pair datasets + TRL's cached reference log-probs
-# TRL scores accuracy on the RPO-shifted margin: a pair counts when β·Δ beats the margin term
-# (γ·g in paper mode, β·γ·g in released mode; 0 for the arms without a margin).
-TITLES = {"rewards/accuracies": "rewards/accuracies (β·Δ > margin term)"}
-CURVE_KEYS = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected")
+DATASET_FORMAT = 2  # bump when the columns of the cached pair datasets change
 
 
-def load_pair_dataset(path: Path, cache_root: Path) -> Any:
-    """Pairs as an on-disk HF Dataset with exactly the columns the trainer reads (TRL format).
+def load_pair_dataset(path: Path, cache_root: Path) -> tuple[Any, list[Any]]:
+    """Pairs as an on-disk HF Dataset with exactly the columns the trainer reads (TRL format), and the rows.
 
     The dataset lives in ``cache_root/pairs-<md5>``, shared by every rank and every rerun: TRL
     writes its precomputed reference log-probs beside it, keyed by the data and the model, so a
@@ -46,11 +45,12 @@ def load_pair_dataset(path: Path, cache_root: Path) -> Any:
     # checked again here so hand-made pair files get them too
     result = require_clean_pairs(path)
     if not result.rows:
-        return None
-    target = cache_root / f"pairs-{file_md5(path)}"
+        return None, []
+    target = cache_root / f"pairs-v{DATASET_FORMAT}-{file_md5(path)}"
     if not (target / "state.json").exists():
         rows = [{"prompt": [m.model_dump() for m in p.prompt], "chosen": [p.chosen[0].model_dump()],
-                 "rejected": [p.rejected[0].model_dump()], "margin": p.margin} for p in result.rows]
+                 "rejected": [p.rejected[0].model_dump()], "margin": p.margin, "pair_index": i}
+                for i, p in enumerate(result.rows)]
         staging = Path(tempfile.mkdtemp(dir=cache_root.parent if cache_root.exists() else None))
         cache_root.mkdir(parents=True, exist_ok=True)
         Dataset.from_list(rows).save_to_disk(str(staging / "data"))
@@ -59,21 +59,67 @@ def load_pair_dataset(path: Path, cache_root: Path) -> Any:
         except OSError:  # another rank got there first with the same content
             pass
         shutil.rmtree(staging, ignore_errors=True)
-    return load_from_disk(str(target))
+    return load_from_disk(str(target)), list(result.rows)
 
 
 def curated_params(params: TrainParams, model_dir: Path, pairs_hash: str) -> dict[str, Any]:
     """The params worth comparing across runs (not the whole TrainingArguments dump)."""
     return {
         "base_model": str(model_dir), "arm": params.arm, "pairs": params.pair_set, "pairs_md5": pairs_hash,
-        "beta": params.beta, "gamma": params.margin_gamma, "margin_mode": params.margin_mode,
-        "learning_rate": params.learning_rate,
+        "loss": loss_label(params), "beta": params.beta, "gamma": params.margin_gamma,
+        "margin_mode": params.margin_mode, "label_smoothing": params.label_smoothing,
+        "simpo_gamma": params.simpo_gamma, "learning_rate": params.learning_rate,
+        "lr_scheduler": params.lr_scheduler_type, "warmup_ratio": params.warmup_ratio,
         "epochs": params.epochs, "max_steps": params.max_steps, "batch_size": params.batch_size,
-        "grad_accum": params.gradient_accumulation_steps, "max_length": params.max_length,
+        "pairs_per_step": params.pairs_per_step, "grad_accum": params.gradient_accumulation_steps,
+        "max_length": params.max_length, "bf16": str(params.bf16), "group_by_length": params.group_by_length,
         "lora": params.lora.enabled, "lora_r": params.lora.r, "lora_alpha": params.lora.alpha,
         "lora_dropout": params.lora.dropout, "seed": params.seed, "git_commit": _git_commit(),
         "precompute_ref_log_probs": params.precompute_ref_log_probs,
     }
+
+
+def loss_label(params: TrainParams) -> str:
+    """``sigmoid+0.2*sft`` style name of the loss."""
+    return "+".join(t.type if t.weight == 1 else f"{t.weight:g}*{t.type}" for t in params.loss)
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def accumulation(params: TrainParams, train_pairs: int) -> int:
+    """Micro-batches per optimizer step: pairs_per_step (at most the training set) over batch x processes."""
+    if params.gradient_accumulation_steps:
+        return params.gradient_accumulation_steps
+    per_step = max(1, min(params.pairs_per_step, train_pairs))
+    return max(1, math.ceil(per_step / (params.batch_size * world_size())))
+
+
+def use_bf16(setting: bool | str) -> bool:
+    """bf16 autocast: as set, or for "auto" where the hardware computes bf16 natively."""
+    if setting != "auto":
+        return bool(setting)
+    import torch
+
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    from reverso.machine import cpu_flags
+
+    return bool({"amx_bf16", "avx512_bf16"} & set(cpu_flags()))
+
+
+def regime(params: TrainParams, train_pairs: int) -> dict[str, Any]:
+    """The training regime as it runs (recorded in metrics/train.json and compared across arms)."""
+    accum = accumulation(params, train_pairs)
+    per_step = params.batch_size * world_size() * accum
+    steps_per_epoch = math.ceil(train_pairs / per_step) if train_pairs else 0
+    steps = params.max_steps if params.max_steps > 0 else math.ceil(steps_per_epoch * params.epochs)
+    return {"builder": params.builder, "loss": loss_label(params), "margin_mode": params.margin_mode,
+            "epochs": params.epochs, "pairs_per_step": per_step, "gradient_accumulation_steps": accum,
+            "optimizer_steps": steps, "lr_scheduler": params.lr_scheduler_type, "warmup_ratio": params.warmup_ratio,
+            "learning_rate": params.learning_rate, "bf16": use_bf16(params.bf16),
+            "group_by_length": params.group_by_length, "gradient_checkpointing": params.gradient_checkpointing}
 
 
 def _git_commit() -> str:
@@ -119,7 +165,7 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig
 
-    from reverso.train.trainer import MarginCollator, RPOTrainer
+    from reverso.train.trainer import MarginCollator, RPOTrainer, trl_loss
 
     from transformers import set_seed
 
@@ -133,12 +179,17 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
     if params.lora.enabled:
         lora = LoraConfig(r=params.lora.r, lora_alpha=params.lora.alpha, lora_dropout=params.lora.dropout,
                           target_modules=params.lora.target_modules, task_type="CAUSAL_LM")
+    loss_types, loss_weights = trl_loss(params.loss)
     args = DPOConfig(
-        output_dir=str(work_dir), beta=params.beta, loss_type=["sigmoid"], learning_rate=params.learning_rate,
+        output_dir=str(work_dir), beta=params.beta, loss_type=loss_types, loss_weights=loss_weights,
+        label_smoothing=params.label_smoothing, learning_rate=params.learning_rate,
+        lr_scheduler_type=params.lr_scheduler_type, warmup_steps=params.warmup_ratio,
         num_train_epochs=params.epochs, max_steps=params.max_steps,
         per_device_train_batch_size=params.batch_size, per_device_eval_batch_size=params.batch_size,
-        gradient_accumulation_steps=params.gradient_accumulation_steps, max_length=params.max_length,
-        precompute_ref_log_probs=params.precompute_ref_log_probs, bf16=params.bf16,
+        gradient_accumulation_steps=accumulation(params, len(train_set)), max_length=params.max_length,
+        train_sampling_strategy="group_by_length" if params.group_by_length else "random",
+        precompute_ref_log_probs=params.precompute_ref_log_probs, bf16=use_bf16(params.bf16),
+        use_cpu=not torch.cuda.is_available(),  # bf16 autocast on CPU needs it said explicitly
         gradient_checkpointing=params.gradient_checkpointing, logging_steps=params.logging_steps,
         seed=params.seed, report_to="none", save_strategy="steps", save_steps=params.save_steps,
         save_total_limit=2,
@@ -150,30 +201,8 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
     return RPOTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
         peft_config=lora, data_collator=collator, gamma=params.margin_gamma, margin_mode=params.margin_mode,
-        ref_cache_dir=ref_cache_dir,
+        loss_names=[t.type for t in params.loss], simpo_gamma=params.simpo_gamma, ref_cache_dir=ref_cache_dir,
     )
-
-
-def plot_curves(history: list[dict[str, float]], png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [k for k in ("loss", "rewards/margins", "rewards/accuracies") if any(k in h for h in history)]
-    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(4 * max(len(keys), 1), 3))
-    for axis, key in zip(axes if len(keys) > 1 else [axes], keys, strict=False):
-        for prefix, label in (("", "train batch"), ("eval_", "held-out pairs")):
-            points = [(h["step"], h[prefix + key]) for h in history if prefix + key in h]
-            if points:
-                axis.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=label)
-        axis.set_title(TITLES.get(key, key))
-        axis.set_xlabel("step")
-        axis.legend(fontsize="small")
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
 
 
 def checkpoint_dir(workspace: Path, params: TrainParams, model_dir: Path, pairs_hash: str) -> Path:
@@ -216,12 +245,15 @@ def weights_digest(model: Any) -> str:
 
 
 def _fit(params: TrainParams, model_dir: Path, train_set: Any, eval_set: Any, ckpt: Path,
-         staging: Path, ref_cache: Path) -> tuple[Any, Any, Path | None, list[str]]:
+         staging: Path, ref_cache: Path, eval_pairs: list[Any]) -> tuple[Any, Any, Path | None, list[str]]:
     """Train (on every rank under accelerate), save the adapter into ``staging``."""
+    from reverso.train.diagnostics import held_out_facts
+
     resume = latest_checkpoint(ckpt)
     if resume is not None:
         print(f"resuming training from {resume}")
     trainer = _build_trainer(params, model_dir, train_set, eval_set, ckpt, ref_cache)
+    trainer.held_out_facts = held_out_facts(eval_pairs) if eval_pairs else None
     trainer.add_callback(_mlflow_callback())
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.save_model(str(staging))
@@ -229,31 +261,12 @@ def _fit(params: TrainParams, model_dir: Path, train_set: Any, eval_set: Any, ck
     return trainer, result, resume, list(digests)
 
 
-def _summarise(trainer: Any, result: Any, resume: Path | None, train_set: Any, eval_set: Any,
-               digests: list[str]) -> tuple[dict[str, Any], list[dict[str, float]]]:
-    # The trainer state holds the whole history, including steps before a resume.
-    history = [{k: float(v) for k, v in h.items() if isinstance(v, (int, float))} for h in trainer.state.log_history]
-    train_log = [h for h in history if "loss" in h]
-    eval_log = [h for h in history if "eval_loss" in h]
-    pick = (lambda row, prefix="": {k: row[prefix + k] for k in CURVE_KEYS if prefix + k in row})
-    metrics = {"train_loss": float(result.training_loss), "steps": int(result.global_step),
-               "resumed_from": resume.name if resume else None, "world_size": len(digests),
-               "ranks_agree": len(set(digests)) == 1, "rank_weight_digests": digests,
-               "train_pairs": len(train_set), "eval_pairs": len(eval_set) if eval_set else 0,
-               "final": pick(train_log[-1]) if train_log else {}, "first": pick(train_log[0]) if train_log else {},
-               # In-epoch batch margins are taken before each update and, with RPO's mirrored pairs, often
-               # negative; the held-out pairs before and after training are the honest before/after.
-               "held_out": {"before": pick(eval_log[0], "eval_"), "after": pick(eval_log[-1], "eval_")}
-               if len(eval_log) >= 2 else {}}
-    return metrics, [*train_log, *eval_log]
-
-
 def checked_params(params: TrainParams) -> TrainParams:
     """Revalidate: ``model_copy(update=...)`` skips validation, so a retired key (``pairs``) would do nothing."""
     unknown = sorted(set(vars(params)) - set(TrainParams.model_fields))
     if unknown:
-        raise ConfigError(f"train: unknown field(s) {unknown}; choose the pair set and margin with "
-                          "train.arm (rpo | dpo | rpo_no_margin)")
+        raise ConfigError(f"train: unknown field(s) {unknown}; choose the pair set, loss and margin with "
+                          "train.builder, train.loss and train.margin_mode (docs/params.md)")
     return TrainParams.model_validate(params.model_dump())
 
 
@@ -285,6 +298,7 @@ def train(
     import mlflow
 
     from reverso import registry as reg
+    from reverso.train import report
 
     params = checked_params(params)
     if params.return_freed_memory:
@@ -294,17 +308,17 @@ def train(
     model_dir, output_dir, plots_dir = Path(model_dir), Path(output_dir), Path(plots_dir)
     train_file = Path(pairs_dir) / params.pair_set / "train.jsonl"
     cache_root = Path(ref_cache_dir) if ref_cache_dir is not None else Path(workspace) / REF_CACHE
-    train_set = load_pair_dataset(train_file, cache_root)
+    train_set, _ = load_pair_dataset(train_file, cache_root)
     if train_set is None:
         raise DataError(f"{train_file}: no training pairs; collect more samples or lower pairs.g_min")
-    eval_set = load_pair_dataset(Path(pairs_dir) / params.pair_set / "eval.jsonl", cache_root)
+    eval_set, eval_pairs = load_pair_dataset(Path(pairs_dir) / params.pair_set / "eval.jsonl", cache_root)
     pairs_hash = reg.file_md5(train_file)
     ckpt = checkpoint_dir(Path(workspace), params, model_dir, pairs_hash)
     main = is_main_process()
     if not main:
         staging = Path(tempfile.mkdtemp(prefix="reverso-rank-"))
         try:
-            _fit(params, model_dir, train_set, eval_set, ckpt, staging, cache_root)
+            _fit(params, model_dir, train_set, eval_set, ckpt, staging, cache_root, eval_pairs)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return {}
@@ -319,8 +333,10 @@ def train(
             if latest_checkpoint(ckpt) is None:
                 mlflow.log_params(curated_params(params, model_dir, pairs_hash))
             mlflow.set_tags({"reverso.stage": "train", "reverso.pairs_md5": pairs_hash, "reverso.arm": params.arm})
-            trainer, result, resume, digests = _fit(params, model_dir, train_set, eval_set, ckpt, staging, cache_root)
-            metrics, history = _summarise(trainer, result, resume, train_set, eval_set, digests)
+            trainer, result, resume, digests = _fit(params, model_dir, train_set, eval_set, ckpt, staging,
+                                                    cache_root, eval_pairs)
+            metrics, history = report.summarise(trainer, result, resume, train_set, eval_set, digests,
+                                                regime(params, len(train_set)))
             mlflow.log_metrics({"train_loss_mean": metrics["train_loss"], "world_size": metrics["world_size"]})
             version = None
             if register:
@@ -331,6 +347,7 @@ def train(
                 version = reg.register_version(
                     registry.model_name, run.info.run_id, logged.model_uri,
                     tags={"pairs_md5": pairs_hash, "pairs": params.pair_set, "arm": params.arm,
+                          "loss": loss_label(params), "margin_mode": params.margin_mode,
                           "base_model": str(model_dir)},
                     model_id=logged.model_id)
                 reg.set_alias(registry.model_name, reg.CHALLENGER, version)
@@ -345,10 +362,9 @@ def train(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     metrics.update(version=version, run_id=info["run_id"], arm=params.arm, pairs=params.pair_set,
-                   gamma=params.margin_gamma, margin_mode=params.margin_mode, seed=params.seed)
+                   loss=loss_label(params), gamma=params.margin_gamma, margin_mode=params.margin_mode,
+                   seed=params.seed)
     write_json(metrics_out, metrics)
-    write_json(plots_dir / "train_curves.json", {"curves": [
-        {"step": h["step"], **{k.replace("/", "_"): h[k] for k in CURVE_KEYS if k in h}}
-        for h in history if "loss" in h]})
-    plot_curves(history, plots_dir / "train_curves.png")
+    write_json(plots_dir / "train_curves.json", report.curves(history))
+    report.plot_curves(history, plots_dir / "train_curves.png")
     return metrics

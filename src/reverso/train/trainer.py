@@ -1,15 +1,20 @@
-"""The RPO objective as a small subclass of TRL's DPOTrainer (TRL pinned exactly: 1.16.0).
+"""The DPO family with RPO's adaptive margin, as a small subclass of TRL's DPOTrainer (TRL pinned: 1.16.0).
 
-    released: L = -log sigmoid( beta * (Delta - gamma * g) )     (the authors' code; our default)
-    paper:    L = -log sigmoid( beta * Delta - gamma * g )
+TRL computes every loss term (``train.loss``: sigmoid = DPO, ipo, hinge, robust, sft, and SimPO
+through TRL's length-normalised ``sigmoid_norm`` with the reference set to zero) from the batch's
+reference log-probs. RPO's margin enters as a shift s of each pair's preference score:
 
-(the paper's gamma is beta times the released gamma: released 0.05 with beta 0.1 = paper 0.005)
+    released: s = gamma * g              (the authors' code: beta * (Delta - gamma * g))
+    paper:    s = gamma * g / beta       (the paper: beta * Delta - gamma * g)
+    simpo:    s += simpo_gamma / beta    (SimPO's target margin, on the per-token average)
 
-with Delta = [log pi(y_c|x) - log pi_ref(y_c|x)] - [log pi(y_r|x) - log pi_ref(y_r|x)] and g the
-pair's margin. TRL computes sigmoid DPO from Delta with reference log-probs taken from the batch;
-adding a constant s to ``ref_chosen_logps`` turns Delta into Delta - s, so s = gamma*g/beta gives
-the paper's loss and s = gamma*g the released one, with TRL's own loss code and no copy of it.
-gamma = 0 is exactly TRL's sigmoid DPO. Logged rewards are corrected back to beta * log-ratios.
+Adding s to ``ref_chosen_logps`` turns Delta into Delta - s, so TRL's own loss code computes the
+shifted loss; for the length-normalised terms (ipo, simpo) the reference is shifted by s times the
+chosen reply's token count, which shifts their per-token average by exactly s. gamma = 0 is exactly
+TRL's loss. Logged rewards are corrected back to beta * log-ratios.
+
+In evaluation the trainer also keeps each held-out pair's unshifted Delta, for the rule-reading
+diagnostic (diagnostics.py) logged with every evaluation.
 """
 
 from __future__ import annotations
@@ -23,38 +28,56 @@ from trl import DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 MARGIN_COLUMN = "margin"
+INDEX_COLUMN = "pair_index"  # the pair's row in its file: joins evaluation margins to couples and rule types
+LENGTH_COLUMN = "length"  # prompt + longer reply, in tokens: what group_by_length sorts by
+TRL_LOSS = {"simpo": "sigmoid_norm"}  # our name -> TRL's loss_type where they differ
+LENGTH_NORMALISED = frozenset({"ipo", "simpo"})
 
 
 @dataclass
 class MarginCollator(DataCollatorForPreference):
-    """TRL's preference collator that also carries each pair's integer margin g."""
+    """TRL's preference collator that also carries each pair's margin g and row index."""
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         batch = super().torch_call(examples)
         batch[MARGIN_COLUMN] = torch.tensor([float(e.get(MARGIN_COLUMN, 0)) for e in examples])
+        batch[INDEX_COLUMN] = torch.tensor([int(e.get(INDEX_COLUMN, -1)) for e in examples])
         return batch
 
 
 def margin_offset(margin: torch.Tensor, beta: float, gamma: float, mode: str) -> torch.Tensor:
-    """The shift s subtracted from Delta inside the sigmoid (see module docstring)."""
+    """The shift s subtracted from Delta for RPO's margin (see module docstring)."""
     if mode == "paper":
         return gamma * margin / beta
     if mode == "released":
         return gamma * margin
-    raise ValueError(f"train.margin_mode must be 'paper' or 'released', got {mode!r}")
+    if mode == "none":
+        return torch.zeros_like(margin)
+    raise ValueError(f"train.margin_mode must be 'paper', 'released' or 'none', got {mode!r}")
+
+
+def trl_loss(terms: list[Any]) -> tuple[list[str], list[float]]:
+    """``train.loss`` terms as TRL's ``loss_type`` and ``loss_weights``."""
+    return [TRL_LOSS.get(t.type, t.type) for t in terms], [float(t.weight) for t in terms]
 
 
 class RPOTrainer(DPOTrainer):
-    """DPOTrainer + the adaptive margin term gamma * g of Reverse Preference Optimization."""
+    """DPOTrainer + RPO's adaptive margin gamma * g on any pairwise loss of the DPO family."""
 
     def __init__(self, *args: Any, gamma: float = 0.05, margin_mode: str = "released",
+                 loss_names: list[str] | None = None, simpo_gamma: float = 0.0,
                  ref_cache_dir: Path | None = None, **kwargs: Any) -> None:
         self.ref_cache_dir = ref_cache_dir  # read by _precompute_ref_logps, which runs inside __init__
         self._weights_digest: str | None = None
         super().__init__(*args, **kwargs)
-        if gamma and self.loss_types != ["sigmoid"]:
-            raise ValueError(f"the RPO margin needs loss_type ['sigmoid'], got {self.loss_types}")
         self.gamma, self.margin_mode = gamma, margin_mode
+        self.loss_names = loss_names or list(self.loss_types)
+        self.reference_free = "simpo" in self.loss_names
+        self.simpo_gamma = simpo_gamma if self.reference_free else 0.0
+        self.normalised = bool(LENGTH_NORMALISED & set(self.loss_names))
+        self.held_out: list[tuple[torch.Tensor, torch.Tensor]] = []  # (pair index, Delta) per eval batch
+        self.held_out_facts: Any = None  # diagnostics.HeldOutFacts of the eval set, set by the caller
+        self.rule_reading_history: list[dict[str, Any]] = []
 
     def ref_cache_facts(self, dataset: Any) -> dict[str, Any]:
         """What the reference log-probs of ``dataset`` (tokenized pairs) depend on; see ref_cache.py."""
@@ -85,31 +108,86 @@ class RPOTrainer(DPOTrainer):
             ref_cache.save(path, facts, list(result["ref_chosen_logps"]), list(result["ref_rejected_logps"]))
         return result
 
+    def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
+        dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        if LENGTH_COLUMN in getattr(dataset, "column_names", [LENGTH_COLUMN]):
+            return dataset
+        return dataset.map(lambda row: {LENGTH_COLUMN: len(row["prompt_ids"]) + max(
+            len(row["chosen_ids"]), len(row["rejected_ids"]))})
+
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
-        if MARGIN_COLUMN not in self._signature_columns:
-            self._signature_columns = [*self._signature_columns, MARGIN_COLUMN]
+        missing = [c for c in (MARGIN_COLUMN, INDEX_COLUMN, LENGTH_COLUMN) if c not in self._signature_columns]
+        self._signature_columns = [*self._signature_columns, *missing]
+
+    def score_offset(self, margin: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
+        """Per pair, what to add to the chosen reference log-prob so every pairwise score drops by s."""
+        shift = margin_offset(margin, self.beta, self.gamma, self.margin_mode) + self.simpo_gamma / self.beta
+        if self.normalised:  # ipo / simpo compare per-token averages: scale by the chosen reply's length
+            chosen_mask, _ = completion_mask.chunk(2, dim=0)
+            shift = shift * chosen_mask.sum(dim=1).clamp(min=1.0).to(shift)
+        return shift
 
     def _compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool) -> Any:
         margin = inputs.pop(MARGIN_COLUMN, None)
-        if margin is None or not self.gamma:
-            return super()._compute_loss(model, inputs, return_outputs)
-        precomputed = self.precompute_ref_logps
-        if not precomputed:
-            ref_chosen, ref_rejected = self.compute_ref_log_probs(model, inputs)
-            inputs["ref_chosen_logps"], inputs["ref_rejected_logps"] = ref_chosen, ref_rejected
-        offset = margin_offset(margin.to(inputs["ref_chosen_logps"]), self.beta, self.gamma, self.margin_mode)
-        inputs["ref_chosen_logps"] = inputs["ref_chosen_logps"] + offset
+        index = inputs.pop(INDEX_COLUMN, None)
+        if margin is None:
+            margin = torch.zeros(inputs["input_ids"].shape[0] // 2)
         mode = "train" if self.model.training else "eval"
+        precomputed = self.precompute_ref_logps
+        if not precomputed and not self.reference_free:
+            inputs["ref_chosen_logps"], inputs["ref_rejected_logps"] = self.compute_ref_log_probs(model, inputs)
+        true_ref = (inputs.get("ref_chosen_logps"), inputs.get("ref_rejected_logps"))
+        if self.reference_free:  # SimPO: no reference model in the loss
+            zeros = torch.zeros(margin.shape[0], device=inputs["input_ids"].device)
+            inputs["ref_chosen_logps"], inputs["ref_rejected_logps"] = zeros, zeros.clone()
+        offset = self.score_offset(margin.to(inputs["ref_chosen_logps"]), inputs["completion_mask"])
+        inputs["ref_chosen_logps"] = inputs["ref_chosen_logps"] + offset
+        captured: list[Any] = []
+        hook = model.register_forward_hook(lambda _m, _a, out: captured.append(out)) if mode == "eval" else None
         self.precompute_ref_logps = True  # read the (shifted) reference log-probs from the batch
         try:
             result = super()._compute_loss(model, inputs, return_outputs)
         finally:
             self.precompute_ref_logps = precomputed
-        # TRL logged beta * (log-ratio - s) for the chosen side; report the true rewards.
+            if hook is not None:
+                hook.remove()
+        if captured and index is not None:
+            self._keep_held_out(captured[0], inputs["completion_mask"], true_ref, index)
+        # TRL logged beta * (log-ratio - shift) for the chosen side; report the true rewards.
         correction = self.accelerator.gather(self.beta * offset.detach()).mean().item()
         metrics = self._metrics[mode]
         metrics["rewards/chosen"][-1] += correction
         metrics["rewards/margins"][-1] += correction
-        metrics["rpo/margin_term"].append(self.accelerator.gather(self.gamma * margin.float()).mean().item())
+        if self.gamma and self.margin_mode != "none":
+            metrics["rpo/margin_term"].append(self.accelerator.gather(self.gamma * margin.float()).mean().item())
         return result
+
+    def _keep_held_out(self, outputs: Any, completion_mask: torch.Tensor, ref: tuple[Any, Any],
+                       index: torch.Tensor) -> None:
+        """Each held-out pair's Delta (policy minus reference, no margin) for the rule-reading diagnostic."""
+        shift_mask = completion_mask[..., 1:]
+        logps = (outputs.log_probs[:, -shift_mask.size(1):].detach() * shift_mask).sum(dim=1).float()
+        chosen, rejected = logps.chunk(2, dim=0)
+        ref_chosen = ref[0] if ref[0] is not None else torch.zeros_like(chosen)
+        ref_rejected = ref[1] if ref[1] is not None else torch.zeros_like(rejected)
+        delta = (chosen - ref_chosen.to(chosen)) - (rejected - ref_rejected.to(rejected))
+        gathered = self.accelerator.gather_for_metrics((index.to(delta.device), delta))
+        self.held_out.append((gathered[0].cpu(), gathered[1].cpu()))
+
+    def take_held_out(self) -> dict[int, float]:
+        """pair index -> Delta of the evaluation just run (and forget them)."""
+        found = {int(i): float(d) for indices, deltas in self.held_out for i, d in zip(indices, deltas, strict=True)}
+        self.held_out = []
+        return found
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Evaluation logs also carry the rule-reading diagnostic of the pairs just scored."""
+        facts = getattr(self, "held_out_facts", None)
+        if "eval_loss" in logs and facts is not None:
+            from reverso.train.diagnostics import flat_metrics, rule_reading
+
+            found = rule_reading(facts, self.take_held_out(), self.beta)
+            self.rule_reading_history.append({"step": self.state.global_step, **found})
+            logs = {**logs, **{f"eval_{k}": v for k, v in flat_metrics(found).items()}}
+        super().log(logs, start_time)
