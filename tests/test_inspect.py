@@ -173,3 +173,24 @@ def test_the_cli_verb_builds_the_site_and_says_where(workspace: Path, monkeypatc
     assert result.exit_code == 0, result.output
     assert "inspect: reports/index.html (3 pages" in result.output and "68 pairs, 2 quarantined rows" in result.output
     assert (workspace / "reports/evaluation.html").exists() and (workspace / "metrics/headline.json").exists()
+
+
+def test_evaluation_page_shows_the_rule_reading_diagnostic(workspace: Path) -> None:
+    train = json.loads((workspace / "metrics/train.json").read_text()) if (workspace / "metrics/train.json").exists() else {}
+    reading = {"before": {"couples": 4, "couple_margin_sum": 0.0, "couples_reading": 0.0},
+               "after": {"couples": 4, "couple_margin_sum": 0.0123, "couples_reading": 0.75,
+                         "type_accuracy": {"punctuation:no_comma": {"accuracy": 0.5, "pairs": 2}}}}
+    train.update(arm="rpo_sft", loss="sigmoid+0.2*sft", rule_reading=reading,
+                 regime={"builder": "rpo", "epochs": 3, "pairs_per_step": 16, "optimizer_steps": 6,
+                         "lr_scheduler": "cosine", "warmup_ratio": 0.1, "bf16": True})
+    (workspace / "metrics/train.json").write_text(json.dumps(train))
+    (workspace / "plots").mkdir(exist_ok=True)
+    (workspace / "plots/train_curves.json").write_text(json.dumps({"curves": [
+        {"step": 0, "eval_rule_reading_couple_margin_sum": 0.0}, {"step": 1, "loss": 0.69},
+        {"step": 2, "eval_rule_reading_couple_margin_sum": 0.0123}]}))
+    inspect(InspectParams(log_to_mlflow=False), workspace)
+    html = (workspace / "reports/evaluation.html").read_text()
+    table = html[html.index('id="rule-reading"'):html.index("</table>", html.index('id="rule-reading"'))]
+    assert "0.0123" in table and "0.75" in table and "before training (4)" in table
+    assert "punctuation:no_comma" in html[html.index('id="type-accuracy"'):] and "sigmoid+0.2*sft" in html
+    assert "rule_reading_couple_margin_sum" in html and "held-out pairs" in html  # the curve's chart spec

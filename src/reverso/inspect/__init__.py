@@ -18,7 +18,7 @@ from typing import Any
 
 from reverso.config import InspectParams
 from reverso.inspect import charts as chart_specs
-from reverso.inspect.eval_view import build_eval_view
+from reverso.inspect.eval_view import build_eval_view, training_view
 from reverso.inspect.headline import headline, per_constraint_plot, quarantine_rates, suites_plot, truncation_rate
 from reverso.inspect.load import read_json
 from reverso.inspect.pairs_view import build_pairs_view
@@ -84,6 +84,7 @@ def inspect(params: InspectParams, workspace: str | Path = ".", out_dir: str | P
     pairs_view = build_pairs_view(root, root / "data/pairs", root / "data/responses.jsonl",
                                   root / "data/verdicts.jsonl", metrics_dir / "pairs.json")
     eval_view = build_eval_view(root / "reports/eval_outputs.jsonl", metrics_dir / "eval.json")
+    eval_view["training"] = training_view(read_json(metrics_dir / "train.json"))
     curves = read_json(plots_dir / "train_curves.json").get("curves") or []
     specs = {"suites": chart_specs.suites_chart(eval_view["summary"]),
              "per-constraint": chart_specs.per_constraint_chart(eval_view["per_constraint"]),

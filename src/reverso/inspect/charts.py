@@ -56,19 +56,24 @@ def suites_chart(summary: list[dict[str, Any]]) -> dict[str, Any] | None:
                                               title="Suites: base vs policy").to_dict()
 
 
+TRAINING_SERIES = ("loss", "rewards_margins", "rewards_accuracies", "rule_reading_couple_margin_sum")
+
+
 def training_chart(curves: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Loss, reward margin and reward accuracy per step (from plots/train_curves.json)."""
-    keys = [k for k in ("loss", "rewards_margins", "rewards_accuracies") if any(k in c for c in curves)]
-    rows = [{"step": c["step"], "series": k, "value": c[k]} for c in curves for k in keys
-            if isinstance(c.get(k), (int, float)) and isinstance(c.get("step"), (int, float))]
+    """Loss, reward margin, reward accuracy and the rule-reading sum per step: train batches and held-out pairs."""
+    rows = [{"step": c["step"], "series": key, "source": source, "value": c[prefix + key]}
+            for c in curves for key in TRAINING_SERIES
+            for prefix, source in (("", "train batch"), ("eval_", "held-out pairs"))
+            if isinstance(c.get(prefix + key), (int, float)) and isinstance(c.get("step"), (int, float))]
     if not rows:
         return None
     alt = _alt()
     chart = alt.Chart(alt.Data(values=rows)).mark_line(point=True).encode(
-        x=alt.X("step:Q"), y=alt.Y("value:Q", title=None),
-        tooltip=["series:N", "step:Q", alt.Tooltip("value:Q", format=".4f")],
-    ).properties(width=240, height=160).facet(facet=alt.Facet("series:N", title=None), columns=3
-    ).resolve_scale(y="independent").properties(title="Training curves (train batches)")
+        x=alt.X("step:Q"), y=alt.Y("value:Q", title=None), color=alt.Color("source:N", title=None),
+        tooltip=["series:N", "source:N", "step:Q", alt.Tooltip("value:Q", format=".4f")],
+    ).properties(width=240, height=160).facet(facet=alt.Facet("series:N", title=None), columns=2
+    ).resolve_scale(y="independent").properties(
+        title="Training curves (rule_reading: 0 = the model ignores the rule text, > 0 = it reads it)")
     return chart.to_dict()
 
 

@@ -144,3 +144,13 @@ def build_eval_view(outputs_path: Any, eval_path: Any) -> dict[str, Any]:
         "has_outputs": outputs.exists, "has_metrics": bool(evaluation),
         "unreadable": outputs.unreadable,
     }
+
+
+def training_view(train: dict[str, Any]) -> dict[str, Any]:
+    """The train stage's rule-reading diagnostic and regime (metrics/train.json) for the evaluation page."""
+    reading = train.get("rule_reading") or {}
+    after = reading.get("after") or {}
+    types = [{"rule": rule, **entry} for rule, entry in (after.get("type_accuracy") or {}).items()]
+    return {"arm": train.get("arm"), "loss": train.get("loss"), "regime": train.get("regime") or {},
+            "before": reading.get("before") or {}, "after": after,
+            "type_accuracy": sorted(types, key=lambda r: (r.get("accuracy", 0), r["rule"]))}
