@@ -6,6 +6,7 @@ prompts, so its two reward margins cancel: beta * (Delta_A + Delta_B) = 0. The s
 the model's preference follows the rules it is given. It is exactly 0 before training (policy =
 reference) and is reported per evaluation, with the share of couples whose sum is positive.
 
+Accuracy: the share of held-out pairs with Delta > 0 (no margin shift, so every loss is scored alike).
 Per rule type: the held-out accuracy (Delta > 0) over the pairs whose rejected reply fails that rule
 and whose chosen reply passes it, i.e. the rules that separate the pair.
 """
@@ -44,7 +45,9 @@ def held_out_facts(pairs: list[Pair]) -> HeldOutFacts:
 def rule_reading(facts: HeldOutFacts, deltas: dict[int, float], beta: float) -> dict[str, Any]:
     """The couple-margin sum (mean, count, share positive) and per-rule-type accuracy of one evaluation."""
     sums = [beta * (deltas[a] + deltas[b]) for a, b in facts.couples if a in deltas and b in deltas]
-    result: dict[str, Any] = {"couples": len(sums)}
+    result: dict[str, Any] = {"couples": len(sums), "pairs": len(deltas)}
+    if deltas:
+        result["accuracy"] = sum(d > 0 for d in deltas.values()) / len(deltas)  # unshifted: Delta > 0
     if sums:
         result["couple_margin_sum"] = sum(sums) / len(sums)
         result["couples_reading"] = sum(s > 0 for s in sums) / len(sums)
