@@ -143,3 +143,12 @@ def test_sft_term_is_untouched_by_the_margin(tiny_model_dir, tmp_path) -> None:
 def test_loss_combinations_that_cannot_compose_are_refused(settings, message) -> None:
     with pytest.raises(ValueError, match=message):
         TrainParams(**settings)
+
+
+def test_a_built_in_arm_name_sets_its_fields_and_refuses_contradictions() -> None:
+    assert (TrainParams(arm="dpo").builder, TrainParams(arm="dpo").margin_mode) == ("dpo", "none")
+    assert TrainParams(arm="rpo_no_margin", beta=0.2).margin_gamma == 0.0
+    mine = TrainParams(arm="rpo_ipo", loss=["ipo"], margin_mode="none")  # any other name: an arm of your own
+    assert (mine.builder, [t.type for t in mine.loss]) == ("rpo", ["ipo"])
+    with pytest.raises(ValueError, match="built-in arm.*another name"):
+        TrainParams(arm="rpo", loss=["ipo"])  # an arm called rpo must be RPO

@@ -97,6 +97,14 @@ BUILTIN_ARMS: dict[str, ArmSpec] = {
 }
 
 
+def _normal(field: str, value: Any) -> Any:
+    """A field's value in one spelling, to compare an arm's settings with a built-in arm's."""
+    if field == "loss":
+        return [LossTerm.model_validate(t if not isinstance(t, LossTerm) else t.model_dump()).model_dump()
+                for t in _terms(value)]
+    return value
+
+
 class LoraParams(_Section):
     enabled: bool = True
     r: int = Field(8, ge=1)
@@ -155,8 +163,14 @@ class TrainParams(_Section):
         if isinstance(data, dict) and "pairs" in data:
             raise ValueError("train.pairs was replaced by train.builder (rpo | dpo | dpo_paper | rpo_one_way); "
                              "train.arm: rpo | dpo | rpo_no_margin alone also sets builder, loss and margin")
-        if isinstance(data, dict) and data.get("arm") in BUILTIN_ARMS and not {"builder", "loss", "margin_mode"} & set(data):
-            data = {**BUILTIN_ARMS[data["arm"]].train_fields(), **data}
+        if isinstance(data, dict) and data.get("arm") in BUILTIN_ARMS:
+            builtin = BUILTIN_ARMS[data["arm"]].train_fields()
+            clash = sorted(k for k in builtin if k in data and _normal(k, data[k]) != _normal(k, builtin[k]))
+            if clash:
+                raise ValueError(
+                    f"train.arm {data['arm']!r} is a built-in arm ({', '.join(f'{k}: {builtin[k]}' for k in clash)}) "
+                    f"but {', '.join(f'{k}: {data[k]}' for k in clash)} was set: give this arm another name")
+            data = {**builtin, **data}
         return data
 
     @model_validator(mode="after")
