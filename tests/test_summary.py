@@ -19,7 +19,9 @@ def test_summary_reports_pairs_held_out_margin_metrics_and_promotion(tmp_path: P
     write(tmp_path / "metrics/train.json", {
         "steps": 16, "train_loss": 1.0467, "version": "2", "run_id": "abc",
         "final": {"rewards/margins": -0.13},
-        "held_out": {"before": {"rewards/margins": 0.0}, "after": {"rewards/margins": 0.138}}})
+        "held_out": {"before": {"rewards/margins": 0.0}, "after": {"rewards/margins": 0.138}},
+        "rule_reading": {"before": {"couples": 4, "couple_margin_sum": 0.0, "couples_reading": 0.0},
+                         "after": {"couples": 4, "couple_margin_sum": 0.0213, "couples_reading": 0.75}}})
     write(tmp_path / "metrics/eval.json", {
         "base": {"ifeval": {"prompt_strict": 0.0625}, "multi_if": {"average": 0.37}, "sysbench": {"isr": 0.0}},
         "policy": {"ifeval": {"prompt_strict": 0.125}, "multi_if": {"average": 0.3148}, "sysbench": {"isr": 0.0}}})
@@ -28,6 +30,7 @@ def test_summary_reports_pairs_held_out_margin_metrics_and_promotion(tmp_path: P
     assert "34 RPO pairs (train 31, eval 3), 31 DPO-baseline pairs" in text
     assert "16 steps, mean loss 1.0467, held-out reward margin 0.000 -> 0.138" in text
     assert "version 2 (@challenger), run abc" in text
+    assert "couple margin sum +0.0000 -> +0.0213 over 4 couples" in text and "> 0 in 75% after training" in text
     assert "multi_if.average       base 0.370 -> policy 0.315" in text
     assert "not promoted: does not beat base" in text
 

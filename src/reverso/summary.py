@@ -46,6 +46,12 @@ def render_summary(workspace: str | Path = ".") -> str:
         lines.append(f"train:     {train['steps']} steps, mean loss {train['train_loss']:.4f}"
                      + (f", held-out reward margin {before:.3f} -> {after:.3f}"
                         if before is not None and after is not None else ""))
+        reading = train.get("rule_reading") or {}
+        if reading.get("after", {}).get("couples"):
+            first, last = reading["before"], reading["after"]
+            lines.append(f"rules:     held-out couple margin sum {first['couple_margin_sum']:+.4f} -> "
+                         f"{last['couple_margin_sum']:+.4f} over {last['couples']} couples "
+                         f"(0 = ignores the rule text; > 0 in {last['couples_reading']:.0%} after training)")
         lines.append(f"registry:  reverso-policy version {train['version']} (@challenger), run {train['run_id']}")
     if evaluation:
         from reverso.evaluate.metrics import HEADLINE, flatten
