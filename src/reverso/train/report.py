@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,29 @@ def _pick(row: dict[str, float], prefix: str = "") -> dict[str, float]:
     return {k: row[prefix + k] for k in CURVE_KEYS if prefix + k in row}
 
 
+def readings(history: list[dict[str, float]], facts: Any) -> list[dict[str, Any]]:
+    """The rule-reading diagnostic of every evaluation, from the log history (so a resumed run keeps them all)."""
+    counts = Counter(rule for rules in facts.rule_types.values() for rule in rules) if facts is not None else {}
+    found = []
+    for h in history:
+        if "eval_rule_reading/couples" not in h:
+            continue
+        row: dict[str, Any] = {"step": int(h["step"])}
+        row.update({k.split("/", 1)[1]: h[k] for k in h if k.startswith("eval_rule_reading/")})
+        row.update(couples=int(row["couples"]), pairs=int(row.get("pairs", 0)))
+        row["type_accuracy"] = {k.split("/", 1)[1]: {"accuracy": h[k], "pairs": counts.get(k.split("/", 1)[1], 0)}
+                                for k in sorted(h) if k.startswith("eval_type_accuracy/")}
+        found.append(row)
+    return found
+
+
 def summarise(trainer: Any, result: Any, resume: Path | None, train_set: Any, eval_set: Any,
               digests: list[str], regime: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, float]]]:
     # The trainer state holds the whole history, including steps before a resume.
     history = [{k: float(v) for k, v in h.items() if isinstance(v, (int, float))} for h in trainer.state.log_history]
     train_log = [h for h in history if "loss" in h]
     eval_log = [h for h in history if "eval_loss" in h]
-    readings = trainer.rule_reading_history
+    reading = readings(history, trainer.held_out_facts)
     metrics = {"train_loss": float(result.training_loss), "steps": int(result.global_step),
                "resumed_from": resume.name if resume else None, "world_size": len(digests),
                "ranks_agree": len(set(digests)) == 1, "rank_weight_digests": digests,
@@ -35,8 +52,8 @@ def summarise(trainer: Any, result: Any, resume: Path | None, train_set: Any, ev
                "held_out": {"before": _pick(eval_log[0], "eval_"), "after": _pick(eval_log[-1], "eval_")}
                if len(eval_log) >= 2 else {},
                # diagnostics.py: does the model's preference follow the rule text? (per evaluation)
-               "rule_reading": {"before": readings[0], "after": readings[-1], "history": readings}
-               if len(readings) >= 2 else {}}
+               "rule_reading": {"before": reading[0], "after": reading[-1], "history": reading}
+               if len(reading) >= 2 else {}}
     return metrics, [*train_log, *eval_log]
 
 

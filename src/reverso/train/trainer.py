@@ -77,7 +77,6 @@ class RPOTrainer(DPOTrainer):
         self.normalised = bool(LENGTH_NORMALISED & set(self.loss_names))
         self.held_out: list[tuple[torch.Tensor, torch.Tensor]] = []  # (pair index, Delta) per eval batch
         self.held_out_facts: Any = None  # diagnostics.HeldOutFacts of the eval set, set by the caller
-        self.rule_reading_history: list[dict[str, Any]] = []
 
     def ref_cache_facts(self, dataset: Any) -> dict[str, Any]:
         """What the reference log-probs of ``dataset`` (tokenized pairs) depend on; see ref_cache.py."""
@@ -188,6 +187,5 @@ class RPOTrainer(DPOTrainer):
             from reverso.train.diagnostics import flat_metrics, rule_reading
 
             found = rule_reading(facts, self.take_held_out(), self.beta)
-            self.rule_reading_history.append({"step": self.state.global_step, **found})
             logs = {**logs, **{f"eval_{k}": v for k, v in flat_metrics(found).items()}}
         super().log(logs, start_time)
