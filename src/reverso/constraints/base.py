@@ -80,16 +80,22 @@ class ResponseView:
         return detect_language(self.text)
 
     @cached_property
-    def json_value(self) -> tuple[bool, Any]:
-        """(parsed?, value) after removing an optional ```json fence, as IFEval does."""
+    def json_parsed(self) -> tuple[bool, Any, str]:
+        """(parsed?, value, why not) after removing an optional ```json fence, as IFEval does.
+
+        JSON nested deeper than Python's recursion limit is valid JSON that ``json`` cannot read:
+        it fails with that reason (lm-eval's checker raises RecursionError there).
+        """
         body = self.stripped
         for prefix in ("```json", "```Json", "```JSON", "```"):
             body = body.removeprefix(prefix)
         body = body.removesuffix("```").strip()
         try:
-            return True, json.loads(body)
+            return True, json.loads(body), ""
+        except RecursionError:
+            return False, None, "JSON nested too deeply to parse"
         except ValueError:
-            return False, None
+            return False, None, "not valid JSON"
 
 
 class Kwargs(BaseModel):

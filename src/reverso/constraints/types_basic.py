@@ -302,8 +302,8 @@ class JsonFormat(ConstraintType):
                            "content:postscript", "case:lower"})
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
-        ok, _ = view.json_value
-        return Verdict(ok, "valid JSON" if ok else "not valid JSON")
+        ok, _, problem = view.json_parsed
+        return Verdict(ok, "valid JSON" if ok else problem)
 
     def describe(self, kw: Any, rng: random.Random) -> str:
         return _pick(rng, ("Entire output should be wrapped in JSON format.",

@@ -304,9 +304,9 @@ class JsonKeys(ConstraintType):
                            "content:postscript", "case:lower", "format:numbered"})
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
-        ok, value = view.json_value
+        ok, value, problem = view.json_parsed
         if not ok or not isinstance(value, dict):
-            return Verdict(False, "not a JSON object")
+            return Verdict(False, problem or "not a JSON object")
         missing = [key for key in kw.keys if key not in value]
         return Verdict(not missing, f"missing keys {missing}" if missing else "all keys present")
 
