@@ -18,6 +18,11 @@ _BOUND_FLIP = {"at most": "more than", "more than": "at most"}
 _EMOJI = re.compile("[\U0001F000-\U0001FAFF\U00002600-\U000027BF\U00002B00-\U00002BFF\U0000231A-\U000023FF]")
 _URL = re.compile(r"https?://|www\.", re.IGNORECASE)
 _NUMBERED = re.compile(r"\d+[.)]\s+\S")  # at a line start, after any spaces: count_line_items
+def count_numbered(text: str) -> int:
+    """Lines that start (after spaces) with "1." or "2)" and text."""
+    return count_line_items(text, _NUMBERED)
+
+
 _FIRST_PERSON = re.compile(r"\b(i|me|my|mine|myself)\b", re.IGNORECASE)
 OPENERS = ("Great question!", "Sure,", "Hello!", "In short,", "Here is my answer:")
 
@@ -199,7 +204,7 @@ class NumberedList(ConstraintType):
     conflicts = frozenset({"format:json", "format:bullets"})
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
-        count = count_line_items(view.text, _NUMBERED)
+        count = count_numbered(view.text)
         return Verdict(count == kw.num_items, f"{count} numbered items; needs exactly {kw.num_items}")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
