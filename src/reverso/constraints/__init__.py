@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from reverso.constraints import soft, types_basic, types_extra, types_ifeval  # noqa: F401  (registers the types)
+from reverso.constraints import ifbench  # noqa: F401  (evaluation-only types)
 from reverso.constraints.conflicts import find_conflicts
 from reverso.constraints.base import (
     REGISTRY,

@@ -68,6 +68,13 @@ class ResponseView:
         return sentences(self.text)
 
     @cached_property
+    def regex_sentences(self) -> list[str]:
+        """IFEval's regex sentence splitter (IFBench's sentences), not Punkt."""
+        from reverso.constraints.ifbench.text import split_into_sentences
+
+        return split_into_sentences(self.text)
+
+    @cached_property
     def nltk_words(self) -> list[str]:
         from reverso.constraints.text import nltk_words
 
@@ -139,6 +146,8 @@ class ConstraintType:
     # False when the exact complement has no faithful short English statement (docs/constraints.md):
     # such types are never sampled, so the reverse stage never has to state their complement.
     reversible: ClassVar[bool] = True
+    # Scored in evaluation only (IFBench's out-of-distribution types): never sampled nor reversed.
+    evaluation_only: ClassVar[bool] = False
 
     def check(self, kwargs: Any, view: ResponseView, context: CheckContext) -> Verdict:
         raise NotImplementedError

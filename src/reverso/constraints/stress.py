@@ -23,7 +23,8 @@ UNITS = ("<<", "\n", " ", "[", "*", "-", "*\n", "a", "word ", "Hi. ", "?!", "(",
 # The ResponseView features that checks share (computed once per response).
 # Times below this are noise for a ratio; a quadratic check on 2k characters (4M steps) takes far longer.
 FLOOR_S = 50e-6
-FEATURES = ("stripped", "lower", "words", "lines", "sentences", "nltk_words", "language", "json_parsed")
+FEATURES = ("stripped", "lower", "words", "lines", "sentences", "regex_sentences", "nltk_words", "language",
+            "json_parsed")
 
 
 def hostile(unit: str, size: int) -> str:
