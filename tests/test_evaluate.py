@@ -19,6 +19,7 @@ from reverso.evaluate.metrics import (
     SUITE_METRICS,
     TurnScore,
     flatten,
+    ifeval_metrics,
     multi_if_metrics,
     score_sessions,
     sysbench_metrics,
@@ -94,10 +95,14 @@ def test_ifeval_loader_reads_official_rows_and_scores_them() -> None:
     assert score.strict == (True, True)
 
 
-def test_ifbench_unknown_ids_are_reported_not_skipped() -> None:
+def test_ifbench_rows_load_and_score_unknown_ids_are_reported_not_skipped() -> None:
     loaded = load_ifbench(FIXTURES / "ifbench_test.jsonl")
-    assert len(loaded.sessions) == 1
+    assert [s.session_id for s in loaded.sessions] == ["ifbench-1", "ifbench-2"]
     assert loaded.unsupported and "count:emoji_exact_two" in loaded.unsupported[0]["reason"]
+    answers = [["apple\nbanana\ncherry"], ["Calm water and reeds, but cold, so 2 swans swim 3 laps."]]
+    first, second = (turns[0] for turns in score_sessions(loaded.sessions, answers))
+    assert first.strict == (True,) and second.strict == (True, True)
+    assert ifeval_metrics([[first], [second]])["prompt_strict"] == 1.0
 
 
 def test_multi_if_loader_turns_and_kwargs() -> None:

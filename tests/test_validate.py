@@ -68,6 +68,8 @@ HOSTILE_SESSIONS: list[tuple[bytes, str | None]] = [  # (line bytes, None if val
     (b'{"session_id": "dupkey", "session_id": "again"}', "duplicate key"),
     (b"[" * 100_000, "JSON"),  # nested too deeply
     (line(session("schema", schema_version=99)), "schema_version"),
+    (line(session("ifbench-id", system_constraints=[{"id": "format:no_whitespace", "kwargs": {}}])),
+     "evaluation-only"),
 ]
 # self-contradictory rules (all lowercase + all capitals), found by the engine's find_conflicts
 HOSTILE_SESSIONS.append((line(session("contradiction", system_constraints=[LOWER, CAPITAL])), "contradict"))

@@ -185,6 +185,9 @@ def _session_checker():  # noqa: ANN202 - a small closure
                 active = session_constraints(session, index)
             except engine.ConstraintError as exc:
                 return f"turns.{index}.constraints: {exc}"
+            held_out = next((c.id for c in active if engine.is_evaluation_only(c)), None)
+            if held_out:
+                return f"turns.{index}.constraints: {held_out!r} is an evaluation-only type (IFBench), not for training"
             repeated = sorted({c.id for c in active if active.count(c) > 1})
             if repeated:
                 return f"turns.{index}.constraints: constraint {repeated[0]!r} is listed more than once"

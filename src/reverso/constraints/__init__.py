@@ -33,7 +33,7 @@ from reverso.constraints.base import (
 __all__ = [
     "CheckContext", "Constraint", "ConstraintError", "Verdict", "parse", "make", "check", "check_all",
     "check_all_loose", "reverse", "describe", "sample_set", "render_instructions", "list_types",
-    "is_verifiable", "is_reversible", "stable_rng", "find_conflicts", "build_witness",
+    "is_verifiable", "is_reversible", "is_evaluation_only", "stable_rng", "find_conflicts", "build_witness",
 ]
 
 
@@ -104,6 +104,11 @@ def check_all_loose(
         for index, verdict in enumerate(check_all(constraints, variant, context)):
             results[index] = results[index] or verdict.passed
     return results
+
+
+def is_evaluation_only(constraint: Constraint) -> bool:
+    """True for types scored in evaluation only (IFBench's): never in training sessions."""
+    return get_type(constraint.id.removeprefix("not:")).evaluation_only
 
 
 def reverse(constraint: Constraint) -> Constraint:
