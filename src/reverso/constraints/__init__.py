@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import random
 from functools import lru_cache
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from reverso.constraints import soft, types_basic, types_extra, types_ifeval  # noqa: F401  (registers the types)
@@ -162,6 +162,8 @@ def sample_set(
     context: CheckContext | None = None,
     existing: Sequence[Constraint] = (),
     attempts: int = 20,
+    types: Collection[str] | None = None,
+    exclude: Collection[str] = (),
 ) -> list[Constraint]:
     """Sample ``count`` mutually compatible verifiable constraints (also compatible with ``existing``).
 
@@ -169,11 +171,11 @@ def sample_set(
     and no mix of originals and reverses would contradict (``find_conflicts(any_reversal=True)``):
     the reverse stage may reverse any subset. Greedy over a shuffled pool; a few reshuffles get
     past draws where an early pick (say, JSON output) rules out too many others. Raises
-    ConstraintError if no compatible set is found.
+    ConstraintError if no compatible set is found. ``types`` limits the pool to those ids and
+    ``exclude`` removes ids from it: held-out types for an out-of-distribution split.
     """
     ctx = context or CheckContext()
-    pool = sorted(cid for cid, ctype in REGISTRY.items()
-                  if ctype.sampled and ctype.verifiable and ctype.reversible)
+    pool = sorted(cid for cid in sampleable_types() if (types is None or cid in types) and cid not in exclude)
     best: list[Constraint] = []
     for _ in range(attempts):
         rng.shuffle(pool)
@@ -193,6 +195,11 @@ def sample_set(
         f"could only sample {len(best)} compatible constraints of {count} requested "
         f"({len(pool)} sampleable types, {len(existing)} already active); ask for fewer"
     )
+
+
+def sampleable_types() -> list[str]:
+    """Ids ``sample_set`` may draw: verifiable, reversible, sampled (collect's constraint pool)."""
+    return sorted(cid for cid, ctype in REGISTRY.items() if ctype.sampled and ctype.verifiable and ctype.reversible)
 
 
 def sample_soft(rng: random.Random, count: int) -> list[Constraint]:
