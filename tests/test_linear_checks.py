@@ -1,9 +1,10 @@
 """Scoring time is linear in the response length: no check is quadratic on a hostile answer.
 
 The linear rewrites of IFEval's regexes find exactly what the regexes find (property tests on
-short texts); every check and every shared per-response feature, on 200k characters of a repeated
-hostile unit, takes at most ``BOUND`` times its time on 2k characters: ~100 is linear, ~10,000
+short texts); every check and every shared per-response feature, on 100k characters of a repeated
+hostile unit, takes at most ``BOUND`` times its time on 1k characters: ~100 is linear, ~10,000
 quadratic. A ratio of times on the same machine in the same run, never an absolute timing.
+(bench/constraints.py reports the same on 200k characters.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from reverso.constraints.types_basic import titles
 from reverso.constraints.types_extra import _NUMBERED
 from reverso.constraints.types_ifeval import count_placeholders
 
-BOUND = 1000  # linear: ~100 (200k / 2k), more on a busy machine; quadratic: ~10,000
+BOUND = 1000  # linear: ~100 (100k / 1k), more on a busy machine; quadratic: ~10,000
+SIZES = {"small": 1_000, "large": 100_000}
 PIECES = ["*", "-", " ", "\n", "\t", "a", "<", "<<", ">>", ">", "[", "]", "**", "\r", "1", "2.", ")", "9"]
 SHORT = st.lists(st.sampled_from(PIECES), max_size=30).map("".join)
 
@@ -47,8 +49,15 @@ def _instances() -> list[engine.Constraint]:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", stress.FEATURES)
 def test_shared_response_features_are_linear(name: str) -> None:
-    worst = max((stress.feature_growth(name, unit), unit) for unit in stress.UNITS)
-    assert worst[0] < BOUND, f"{name}: {worst[0]:.0f}x slower on 100x the text of {worst[1]!r}"
+    slow = []
+    for unit in stress.UNITS:
+        # min of two tries: a ratio of two short timings can catch a scheduler hiccup on a shared machine
+        ratio = stress.feature_growth(name, unit, **SIZES)
+        if ratio >= BOUND:
+            ratio = min(ratio, stress.feature_growth(name, unit, **SIZES))
+        if ratio >= BOUND:
+            slow.append((unit, round(ratio)))
+    assert not slow, f"{name} grows faster than linearly on: {slow}"
 
 
 @pytest.mark.slow
@@ -56,9 +65,9 @@ def test_every_check_is_linear_in_the_response_length() -> None:
     slow = []
     for constraint in _instances():
         for unit in stress.UNITS:
-            ratio = stress.check_growth(constraint, unit)
-            if ratio >= BOUND:  # one retry: a ratio of two short timings can catch a scheduler hiccup
-                ratio = stress.check_growth(constraint, unit)
+            ratio = stress.check_growth(constraint, unit, **SIZES)
+            if ratio >= BOUND:  # as above: the smaller of two tries
+                ratio = min(ratio, stress.check_growth(constraint, unit, **SIZES))
             if ratio >= BOUND:
                 slow.append((constraint.id, unit, round(ratio)))
     assert not slow, f"checks that grow faster than linearly: {slow}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import unicodedata
 from typing import Any
@@ -118,16 +119,23 @@ def _capitals(kw: Any, view: ResponseView) -> tuple[bool, str]:
     return ok, "the 27 capitals in order" if ok else f"{len(names)} names, not the expected list"
 
 
-def _csv_rows(value: str, delimiter: str = ",") -> list[list[str]] | None:
+def _csv_rows(value: str, expected: int, delimiter: str = ",") -> list[list[str]] | None:
+    """The CSV rows when there are exactly ``expected``, else None (read no further than one more).
+
+    The reference reads every row and compares the count; stopping early gives the same verdict
+    without building 200k rows for a hostile answer. A CSV error (e.g. a field over csv's size
+    limit) is None too: the reference raises there.
+    """
     try:
-        return list(csv.reader(io.StringIO(value), delimiter=delimiter))
-    except csv.Error:  # e.g. a field over csv's size limit: the reference raises
+        rows = list(itertools.islice(csv.reader(io.StringIO(value), delimiter=delimiter), expected + 1))
+    except csv.Error:
         return None
+    return rows if len(rows) == expected else None
 
 
 def _csv_city(kw: Any, view: ResponseView) -> tuple[bool, str]:
-    rows = _csv_rows(view.text)
-    if rows is None or len(rows) != 8:
+    rows = _csv_rows(view.text, 8)
+    if rows is None:
         return False, "not 8 CSV rows"
     if rows[0] != ["ID", "Country", "City", "Year", "Count"]:
         return False, "wrong header"
@@ -147,8 +155,8 @@ def _quoted_special(field: str) -> bool:
 def _csv_special(kw: Any, view: ResponseView) -> tuple[bool, str]:
     if not _PRODUCT_HEADER.match(view.text.split("\n")[0].strip()):
         return False, "wrong header"
-    rows = _csv_rows(view.text.replace('"', '"""'))
-    if rows is None or len(rows) != 15:
+    rows = _csv_rows(view.text.replace('"', '"""'), 15)
+    if rows is None:
         return False, "not 15 CSV rows"
     for row in rows[1:]:
         if len(row) != 5:
@@ -161,8 +169,8 @@ def _csv_special(kw: Any, view: ResponseView) -> tuple[bool, str]:
 def _csv_quotes(kw: Any, view: ResponseView) -> tuple[bool, str]:
     if not _STUDENT_HEADER.match(view.text.split("\n")[0].strip()):
         return False, "wrong header"
-    rows = _csv_rows(view.text.replace('"', '"""'), delimiter="\t")
-    if rows is None or len(rows) != 4:
+    rows = _csv_rows(view.text.replace('"', '"""'), 4, delimiter="\t")
+    if rows is None:
         return False, "not 4 tab-separated rows"
     for row in rows:
         fields = [field.strip() for field in row]
