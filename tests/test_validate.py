@@ -258,13 +258,16 @@ def _check_any(kind: str, data: bytes, suffix: str) -> None:
     assert report.error or summary["rows"] >= 0
 
 
-JSON_LEAF = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+# lone surrogates: valid JSON once escaped ("\ud800"), never Unicode text
+LONE_SURROGATES = st.sampled_from(["\ud800", "x\udfff", "\udc80y"])
+JSON_LEAF = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20) | LONE_SURROGATES
 JSON = st.recursive(JSON_LEAF, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8),
                                                                                              inner, max_size=3),
                     max_leaves=10)
 FIELDS = {
     "sessions": session("x"), "pairs": PAIR,
     "ifeval": {"key": 1, "prompt": "p", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
+    "ifbench": {"key": "1", "prompt": "p", "instruction_id_list": ["count:numbers"], "kwargs": [{"N": 2.0}]},
 }
 
 
@@ -297,7 +300,7 @@ def test_any_bytes_give_a_verdict(kind: str, data: bytes) -> None:
     _check_any(kind, data, suffix)
 
 
-@pytest.mark.parametrize("kind", ["sessions", "pairs", "ifeval"])
+@pytest.mark.parametrize("kind", ["sessions", "pairs", "ifeval", "ifbench"])
 @FUZZ
 @given(data=st.data())
 def test_mutated_rows_give_a_verdict(kind: str, data: st.DataObject) -> None:
