@@ -44,13 +44,17 @@ def load_ifbench_registry() -> dict[str, Any]:
     import nltk
 
     nltk.download = lambda *args, **kwargs: True  # the data is written above; never reach the network
-    if "spacy" not in sys.modules:  # imported for a model download only; no checker uses spaCy
+    stub = "spacy" not in sys.modules and importlib.util.find_spec("spacy") is None
+    if stub:  # imported for a model download only; no checker uses spaCy
         spacy, cli = types.ModuleType("spacy"), types.ModuleType("spacy.cli")
         cli.download = lambda *args, **kwargs: None  # type: ignore[attr-defined]
         spacy.cli = cli  # type: ignore[attr-defined]
         sys.modules.update({"spacy": spacy, "spacy.cli": cli})
-    from ifbench import instructions_registry
-
+    try:
+        from ifbench import instructions_registry
+    finally:
+        if stub:  # others (datasets) take a "spacy" module for the real one
+            del sys.modules["spacy"], sys.modules["spacy.cli"]
     return dict(instructions_registry.INSTRUCTION_DICT)
 
 def official_rows() -> list[dict[str, Any]]:
