@@ -85,3 +85,24 @@ def test_every_type_is_listed_with_a_reverse() -> None:
     rows = engine.list_types()
     assert len(rows) == len(REGISTRY)
     assert all(reverse_id and description for _, description, reverse_id in rows)
+
+
+DEEP_JSON = ["[" * 5000 + "]" * 5000, '{"a": ' * 2000 + "1" + "}" * 2000, "```json\n" + "[" * 1500 + "]" * 1500 + "\n```"]
+
+
+@pytest.mark.parametrize("text", DEEP_JSON, ids=["array", "object", "fenced"])
+def test_deeply_nested_json_is_a_failed_verdict_with_a_reason_never_a_crash(text: str) -> None:
+    verdicts = engine.check_all(INSTANCES, text)  # every check, JSON-parsing ones included
+    assert len(verdicts) == len(INSTANCES)
+    engine.check_all_loose(INSTANCES, text)
+    for cid in ("detectable_format:json_format", "reverso:json_keys"):
+        kwargs = {"keys": ["a"]} if cid == "reverso:json_keys" else {}
+        verdict = engine.check(engine.make(cid, kwargs), text)
+        assert not verdict.passed and "nested too deeply" in verdict.reason
+
+
+def test_deeply_nested_judge_output_is_a_schema_error_not_a_crash() -> None:
+    from reverso.constraints.judge import JudgeOutput, parse_json
+
+    with pytest.raises(ValueError, match="nested too deeply"):
+        parse_json('{"a": ' * 2000 + "1" + "}" * 2000, JudgeOutput)

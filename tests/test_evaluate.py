@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from reverso.collect.sessions import build_sessions, load_seed
-from reverso.config import EvaluateParams, SuiteSizes, load_params
+from reverso.config import ConfigError, EvaluateParams, SuiteSizes, load_params
 from reverso.constraints.judge import Judge
 from reverso.contracts import Message
 from reverso.evaluate.loaders import load_ifbench, load_ifeval, load_multi_if, load_sysbench
@@ -19,11 +19,12 @@ from reverso.evaluate.metrics import (
     SUITE_METRICS,
     TurnScore,
     flatten,
+    ifeval_metrics,
     multi_if_metrics,
     score_sessions,
     sysbench_metrics,
 )
-from reverso.evaluate.scoring import confidence_report
+from reverso.evaluate.scoring import confidence_report, metrics_from_scores
 from reverso.evaluate.stats import bootstrap_ci, halfwidth, paired_difference
 from reverso.evaluate.suites import CARRY_OVER, build_suites
 from reverso.prompts import RULES_HEADER, session_constraints, turn_messages
@@ -94,10 +95,14 @@ def test_ifeval_loader_reads_official_rows_and_scores_them() -> None:
     assert score.strict == (True, True)
 
 
-def test_ifbench_unknown_ids_are_reported_not_skipped() -> None:
+def test_ifbench_rows_load_and_score_unknown_ids_are_reported_not_skipped() -> None:
     loaded = load_ifbench(FIXTURES / "ifbench_test.jsonl")
-    assert len(loaded.sessions) == 1
+    assert [s.session_id for s in loaded.sessions] == ["ifbench-1", "ifbench-2"]
     assert loaded.unsupported and "count:emoji_exact_two" in loaded.unsupported[0]["reason"]
+    answers = [["apple\nbanana\ncherry"], ["Calm water and reeds, but cold, so 2 swans swim 3 laps."]]
+    first, second = (turns[0] for turns in score_sessions(loaded.sessions, answers))
+    assert first.strict == (True,) and second.strict == (True, True)
+    assert ifeval_metrics([[first], [second]])["prompt_strict"] == 1.0
 
 
 def test_multi_if_loader_turns_and_kwargs() -> None:
@@ -268,3 +273,55 @@ def test_results_carry_cis_paired_differences_and_power() -> None:
     assert report["bootstrap"]["units"] == {"ifeval": "prompts", "multi_if": "sessions"}
     no_champion = confidence_report({k: v for k, v in scores.items() if k != "champion"}, EvaluateParams())
     assert set(no_champion["paired"]) == {"policy-base"}
+
+
+HELD_OUT = ["punctuation:no_comma", "detectable_format:title", "reverso:no_digits", "keywords:existence"]
+
+
+def _ids(sessions: list) -> set[str]:
+    return {c.id for s in sessions for t in range(len(s.turns)) for c in session_constraints(s, t)}
+
+
+def test_ood_suite_draws_only_held_out_types_and_the_others_never_do() -> None:
+    params = EvaluateParams(suites=SuiteSizes(ifeval=30, multi_if=10, sysbench=5, ood=24),
+                            held_out_types=HELD_OUT)
+    suites = build_suites(params, REPO / "data/seed")
+    assert len(suites["ood"]) == 24 and _ids(suites["ood"]) <= set(HELD_OUT)
+    assert len(_ids(suites["ood"])) >= 3  # the suite spreads over the held-out types
+    assert {len(s.system_constraints) for s in suites["ood"]} == {1, 2, 3}
+    for name in ("ifeval", "multi_if", "sysbench"):
+        assert not _ids(suites[name]) & set(HELD_OUT), name
+    training = build_sessions(load_seed(REPO / "data/seed"), "train", 60, 13, turns=2, system_constraints=8,
+                              turn_constraints=1, cumulative=True, exclude=HELD_OUT)
+    assert _ids(training) and not _ids(training) & set(HELD_OUT)  # collect's pool minus the held-out set
+    (scored,) = [score_sessions(suites["ood"][:1], [["no digits, a comma"]])]
+    metrics = metrics_from_scores({"ifeval": scored, "ood": scored})
+    assert metrics["ood"] == metrics["ifeval"]  # scored with IFEval's four accuracies
+
+
+def test_held_out_types_are_checked_at_load(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("collect:\n  held_out_types: [punctuation:no_comma]\n"
+                      "evaluate:\n  held_out_types: [punctuation:no_comma, detectable_format:title]\n")
+    with pytest.raises(ConfigError, match="not in collect.held_out_types"):
+        load_params(params)
+    with pytest.raises(ConfigError, match="not sampleable"):
+        load_params(params, ["collect.held_out_types=[format:emoji]"])  # IFBench's: evaluation only
+    with pytest.raises(ConfigError, match="suites.ood needs"):
+        load_params(tmp_path / "none.yaml", ["evaluate.suites.ood=10"])
+    both = load_params(params, ["collect.held_out_types=[punctuation:no_comma, detectable_format:title]"])
+    assert both.evaluate.held_out_types == ["detectable_format:title", "punctuation:no_comma"]
+
+
+def test_collect_quarantines_user_sessions_with_held_out_types(tmp_path: Path) -> None:
+    from reverso.collect.sessions import read_user_sessions
+
+    path = tmp_path / "s.jsonl"
+    rows = [{"session_id": sid, "system": "Be kind.", "system_constraints": [{"id": cid, "kwargs": {}}],
+             "turns": [{"user": "Hi."}], "split": "train", "seed": 1}
+            for sid, cid in (("a", "punctuation:no_comma"), ("b", "not:punctuation:no_comma"),
+                             ("c", "detectable_format:title"))]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = read_user_sessions(path, held_out=["punctuation:no_comma"])
+    assert [s.session_id for s in result.rows] == ["c"]
+    assert all("held out of training" in q.reason for q in result.quarantined)

@@ -68,6 +68,8 @@ HOSTILE_SESSIONS: list[tuple[bytes, str | None]] = [  # (line bytes, None if val
     (b'{"session_id": "dupkey", "session_id": "again"}', "duplicate key"),
     (b"[" * 100_000, "JSON"),  # nested too deeply
     (line(session("schema", schema_version=99)), "schema_version"),
+    (line(session("ifbench-id", system_constraints=[{"id": "format:no_whitespace", "kwargs": {}}])),
+     "evaluation-only"),
 ]
 # self-contradictory rules (all lowercase + all capitals), found by the engine's find_conflicts
 HOSTILE_SESSIONS.append((line(session("contradiction", system_constraints=[LOWER, CAPITAL])), "contradict"))
@@ -256,13 +258,16 @@ def _check_any(kind: str, data: bytes, suffix: str) -> None:
     assert report.error or summary["rows"] >= 0
 
 
-JSON_LEAF = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+# lone surrogates: valid JSON once escaped ("\ud800"), never Unicode text
+LONE_SURROGATES = st.sampled_from(["\ud800", "x\udfff", "\udc80y"])
+JSON_LEAF = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20) | LONE_SURROGATES
 JSON = st.recursive(JSON_LEAF, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8),
                                                                                              inner, max_size=3),
                     max_leaves=10)
 FIELDS = {
     "sessions": session("x"), "pairs": PAIR,
     "ifeval": {"key": 1, "prompt": "p", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
+    "ifbench": {"key": "1", "prompt": "p", "instruction_id_list": ["count:numbers"], "kwargs": [{"N": 2.0}]},
 }
 
 
@@ -295,7 +300,7 @@ def test_any_bytes_give_a_verdict(kind: str, data: bytes) -> None:
     _check_any(kind, data, suffix)
 
 
-@pytest.mark.parametrize("kind", ["sessions", "pairs", "ifeval"])
+@pytest.mark.parametrize("kind", ["sessions", "pairs", "ifeval", "ifbench"])
 @FUZZ
 @given(data=st.data())
 def test_mutated_rows_give_a_verdict(kind: str, data: st.DataObject) -> None:
@@ -325,3 +330,80 @@ def test_sysbench_items_give_a_verdict(items: list) -> None:
 @given(data=st.binary(max_size=200))
 def test_any_params_bytes_give_a_verdict(data: bytes) -> None:
     _check_any("params", data, ".yaml")
+
+
+# --- lone surrogates: valid JSON ("\ud800"), not Unicode text; every string field of every loader ----------
+
+def _string_paths(value: object, path: tuple = ()) -> list[tuple]:
+    if isinstance(value, str):
+        return [path]
+    if isinstance(value, dict):
+        return [p for key, inner in value.items() for p in _string_paths(inner, (*path, key))]
+    if isinstance(value, list):
+        return [p for index, inner in enumerate(value) for p in _string_paths(inner, (*path, index))]
+    return []
+
+
+def _with_surrogate(value: object, path: tuple) -> object:
+    if not path:
+        return f"{value}\ud800"
+    copy = json.loads(json.dumps(value))
+    target = copy
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = f"{target[path[-1]]}\ud800"
+    return copy
+
+
+SYSBENCH_ITEM = {"system_id": "s1", "system_prompt": "Be polite.",
+                 "messages": [{"role": "user", "content": "Hello there."}],
+                 "prompt_infos": {"Hello there.": {"criteria": {"1": {"criteria_content": "Polite",
+                                                                      "criteria_type": "style"}}}}}
+JSONL_ROWS = {"sessions": session("x", system_constraints=[{"id": "keywords:existence",
+                                                            "kwargs": {"keywords": ["river"]}}]),
+              "pairs": PAIR,
+              "ifeval": {"key": "k1", "prompt": "p", "instruction_id_list": ["keywords:existence"],
+                         "kwargs": [{"keywords": ["river"]}]}}
+JSONL_ROWS["ifbench"] = JSONL_ROWS["ifeval"]
+
+
+@pytest.mark.parametrize("kind", sorted(JSONL_ROWS))
+def test_lone_surrogate_in_any_string_field_is_quarantined_not_a_traceback(kind: str, tmp_path: Path) -> None:
+    row = JSONL_ROWS[kind]
+    paths = _string_paths(row)
+    assert len(paths) >= 3
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps(_with_surrogate(row, p)) for p in paths) + "\n", encoding="ascii")
+    report = validate(kind, path)
+    assert report.summary == {"rows": len(paths), "valid": 0, "quarantined": len(paths)}, report.render()
+    for verdict in report.verdicts:
+        assert "surrogate" in verdict.reason or "unicode" in verdict.reason.lower(), verdict.reason
+
+
+def test_lone_surrogate_in_sysbench_and_multi_if_fields_is_quarantined(tmp_path: Path) -> None:
+    paths = _string_paths(SYSBENCH_ITEM)
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps([_with_surrogate(SYSBENCH_ITEM, p) for p in paths]), encoding="ascii")
+    report = validate("sysbench", path)
+    assert report.summary["quarantined"] == len(paths), report.render()
+    cells = {"prompt": json.dumps({"role": "user", "content": "Hi.\ud800"}),
+             "ids": json.dumps(["punctuation:no_comma\ud800"]),
+             "kwargs": json.dumps([{"keywords": ["a\ud800"]}])}
+    csv_path = tmp_path / "m.csv"
+    lines = ["key,turn_1_prompt,turn_1_instruction_id_list,turn_1_kwargs"]
+    for bad in cells:
+        row = {"prompt": json.dumps({"role": "user", "content": "Hi."}), "ids": json.dumps(["keywords:existence"]),
+               "kwargs": json.dumps([{"keywords": ["a"]}]), bad: cells[bad]}
+        lines.append(",".join(['m'] + ['"' + row[c].replace('"', '""') + '"' for c in ("prompt", "ids", "kwargs")]))
+    csv_path.write_text("\n".join(lines) + "\n", encoding="ascii")
+    report = validate("multi-if", csv_path)
+    assert report.summary == {"rows": 3, "valid": 0, "quarantined": 3}, report.render()
+    assert all("surrogate" in v.reason for v in report.verdicts)
+
+
+def test_cli_validate_lone_surrogate_exits_1_with_a_reason(tmp_path: Path) -> None:
+    path = tmp_path / "ifbench.jsonl"
+    path.write_text(json.dumps({**JSONL_ROWS["ifeval"], "prompt": "\ud800"}) + "\n", encoding="ascii")
+    result = CliRunner().invoke(app, ["validate", "ifbench", str(path)])
+    assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "surrogate" in result.output and "Traceback" not in result.output

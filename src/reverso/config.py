@@ -139,6 +139,13 @@ class CollectParams(_Section):
     sessions_file: str | None = None
     hf_dataset: str | None = None
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
+    # Constraint types never sampled for training: evaluate's "ood" suite draws only from them.
+    held_out_types: list[str] = []
+
+    @field_validator("held_out_types")
+    @classmethod
+    def _known_held_out(cls, value: list[str]) -> list[str]:
+        return _sampleable(value)
 
     @model_validator(mode="after")
     def _one_source(self) -> CollectParams:
@@ -204,6 +211,16 @@ class PairsParams(_Section):
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
 
 
+def _sampleable(ids: list[str]) -> list[str]:
+    """Held-out type ids must be types collect could sample (constraints.sampleable_types)."""
+    from reverso.constraints import sampleable_types
+
+    unknown = sorted(set(ids) - set(sampleable_types()))
+    if unknown:
+        raise ValueError(f"{unknown} are not sampleable constraint types; choose from `reverso constraints`")
+    return sorted(set(ids))
+
+
 class SuiteSizes(_Section):
     """Prompts (ifeval) or sessions (multi_if, sysbench) per generated suite; 0 turns one off.
 
@@ -214,6 +231,7 @@ class SuiteSizes(_Section):
     ifeval: int = Field(400, ge=0)
     multi_if: int = Field(400, ge=0)
     sysbench: int = Field(300, ge=0)
+    ood: int = Field(0, ge=0)  # IFEval-style prompts whose rules are all held-out types (evaluate.held_out_types)
 
 
 class OfficialFiles(_Section):
@@ -274,6 +292,14 @@ class EvaluateParams(_Section):
     # Also answer the suites with the current @champion, so challenger vs champion is a paired
     # difference on the same prompts in the same run (promote refuses evidence from another champion).
     with_champion: bool = True
+    # Types absent from training (a subset of collect.held_out_types): the "ood" suite draws its rules
+    # only from them and the generated in-distribution suites never use them.
+    held_out_types: list[str] = []
+
+    @field_validator("held_out_types")
+    @classmethod
+    def _known_held_out(cls, value: list[str]) -> list[str]:
+        return _sampleable(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -285,6 +311,8 @@ class EvaluateParams(_Section):
         low, high = self.ifeval_constraints
         if not 1 <= low <= high:
             raise ValueError("evaluate.ifeval_constraints must be [min, max] with 1 <= min <= max")
+        if self.suites.ood and not self.held_out_types:
+            raise ValueError("evaluate.suites.ood needs evaluate.held_out_types (the types training never saw)")
         return self
 
 
@@ -381,6 +409,10 @@ class Params(_Section):
                 f"pairs.max_length ({self.pairs.max_length}) must be at most train.max_length "
                 f"({self.train.max_length}): the trainer would silently truncate longer pairs; "
                 "set both to the same value")
+        trained = sorted(set(self.evaluate.held_out_types) - set(self.collect.held_out_types))
+        if trained:
+            raise ValueError(f"evaluate.held_out_types {trained} are not in collect.held_out_types: collect samples "
+                             "them for training, so they are not out of distribution")
         return self
 
 

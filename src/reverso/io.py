@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -140,6 +141,37 @@ def parse_json_text(text: str) -> tuple[Any, str]:
         return None, f"bad JSON: {exc}"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def surrogate_field(value: Any, name: str = "row") -> str | None:
+    """The path of the first string (key or value) holding a lone surrogate, or None.
+
+    JSON's ``"\\ud800"`` escape decodes to one: valid JSON, but not Unicode text that can be
+    tokenized or written back as UTF-8. Iterative, so deep nesting cannot exhaust the stack.
+    """
+    stack: list[tuple[str, Any]] = [(name, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return where
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    return f"{where} (a key)"
+                stack.append((f"{where}.{key}" if where != "row" else str(key), inner))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((f"{where}.{index}", inner) for index, inner in enumerate(item))
+    return None
+
+
+def surrogate_problem(value: Any, name: str = "row") -> str:
+    """A reason naming the field that holds a lone surrogate, or "" when there is none."""
+    where = surrogate_field(value, name)
+    return "" if where is None else f"{where}: contains a lone surrogate (an unpaired \\ud800-\\udfff escape), not Unicode text"
+
+
 def read_rows(
     path: str | Path,
     model: type[RowT],
@@ -162,6 +194,10 @@ def read_rows(
         if not isinstance(data, dict):
             reason = f"row must be a JSON object, got {type(data).__name__}"
             result.quarantined.append(Quarantined(str(path), number, reason, raw))
+            continue
+        problem = surrogate_problem(data)
+        if problem:
+            result.quarantined.append(Quarantined(str(path), number, problem, raw, problem.split(":", 1)[0]))
             continue
         try:
             row = model.model_validate(data)

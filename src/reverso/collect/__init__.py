@@ -118,7 +118,7 @@ def collect(
     """
     if params.sessions_file or params.hf_dataset:
         source = params.sessions_file or params.hf_dataset
-        loaded = read_user_sessions(source, hf_dataset=bool(params.hf_dataset))
+        loaded = read_user_sessions(source, hf_dataset=bool(params.hf_dataset), held_out=params.held_out_types)
         sessions, quarantined, lines = loaded.rows, loaded.quarantined, loaded.lines
     else:
         corpus = load_seed(seed_dir)
@@ -128,7 +128,7 @@ def collect(
             corpus, "train", params.sessions, params.seed, turns=params.turns,
             system_constraints=params.system_constraints, turn_constraints=params.turn_constraints,
             cumulative=params.cumulative, eval_fraction=params.eval_fraction,
-            soft_constraints=params.soft_constraints,
+            soft_constraints=params.soft_constraints, exclude=params.held_out_types,
         )
         lines = list(range(1, len(sessions) + 1))
     sessions, too_long = fit_context(sessions, lines, source, model_dir, params.sampler.max_new_tokens)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from pathlib import Path
 from typing import Literal
 
@@ -71,6 +72,8 @@ def build_session(
     split: Literal["train", "eval"],
     seed: int,
     soft_constraints: int = 0,
+    types: Collection[str] | None = None,
+    exclude: Collection[str] = (),
 ) -> Session:
     """One session: persona + k system constraints, one query per turn, optional per-turn additions.
 
@@ -78,7 +81,7 @@ def build_session(
     first, then each turn), so later turns never run out of constraints that fit.
     """
     total = system_constraints + turn_constraints * len(queries)
-    drawn = engine.sample_set(rng, total) if total else []
+    drawn = engine.sample_set(rng, total, types=types, exclude=exclude) if total else []
     system = drawn[:system_constraints] + (engine.sample_soft(rng, soft_constraints) if soft_constraints else [])
     turns = []
     for index, query in enumerate(queries):
@@ -108,8 +111,13 @@ def build_sessions(
     eval_fraction: float = 0.0,
     prefix: str = "s",
     soft_constraints: int = 0,
+    types: Collection[str] | None = None,
+    exclude: Collection[str] = (),
 ) -> list[Session]:
-    """``count`` sessions from one portion of the corpus; ``eval_fraction`` of them get split=eval."""
+    """``count`` sessions from one portion of the corpus; ``eval_fraction`` of them get split=eval.
+
+    Rules come from the engine's sampleable types, limited to ``types`` and without ``exclude``.
+    """
     personas, queries = corpus.portion(portion)
     rng = random.Random(seed)
     n_eval = round(count * eval_fraction) if portion == "train" else count
@@ -125,21 +133,24 @@ def build_sessions(
                 f"{prefix}{index:05d}", persona, picked, session_rng,
                 system_constraints=system_constraints, turn_constraints=turn_constraints,
                 cumulative=cumulative, split=split, seed=session_seed, soft_constraints=soft_constraints,
+                types=types, exclude=exclude,
             )
         )
     return sessions
 
 
-def read_user_sessions(path: str | Path, hf_dataset: bool = False) -> ReadResult[Session]:
+def read_user_sessions(path: str | Path, hf_dataset: bool = False,
+                       held_out: Collection[str] = ()) -> ReadResult[Session]:
     """Sessions a user supplies (JSONL in the contract, or a local HF dataset), validated row by row.
 
     The same reader serves ``collect`` and ``reverso validate sessions``: a row is quarantined for
     its schema, a size limit (``reverso.limits``), a duplicate session_id, an unknown constraint id or
-    bad kwargs, a constraint listed twice, or rules that contradict each other. Text in a row is
+    bad kwargs, a constraint listed twice, an evaluation-only or ``held_out`` type (kept out of
+    training: collect.held_out_types), or rules that contradict each other. Text in a row is
     data: nothing in it is followed as an instruction or a path.
     """
     if not hf_dataset:
-        return read_rows(path, Session, check=_session_checker())
+        return read_rows(path, Session, check=_session_checker(held_out))
     import json as _json
     import tempfile
 
@@ -153,7 +164,7 @@ def read_user_sessions(path: str | Path, hf_dataset: bool = False) -> ReadResult
         for row in dataset:
             handle.write(_json.dumps(row, default=str) + "\n")
     try:
-        result = read_rows(handle.name, Session, check=_session_checker())
+        result = read_rows(handle.name, Session, check=_session_checker(held_out))
     finally:
         Path(handle.name).unlink(missing_ok=True)
     for item in result.quarantined:
@@ -167,7 +178,7 @@ def load_user_sessions(path: str | Path, hf_dataset: bool = False) -> tuple[list
     return result.rows, result.quarantined
 
 
-def _session_checker():  # noqa: ANN202 - a small closure
+def _session_checker(held_out: Collection[str] = ()):  # noqa: ANN202 - a small closure
     from reverso.limits import session_problem
     from reverso.prompts import session_constraints
 
@@ -185,6 +196,13 @@ def _session_checker():  # noqa: ANN202 - a small closure
                 active = session_constraints(session, index)
             except engine.ConstraintError as exc:
                 return f"turns.{index}.constraints: {exc}"
+            evaluation_only = next((c.id for c in active if engine.is_evaluation_only(c)), None)
+            if evaluation_only:
+                return (f"turns.{index}.constraints: {evaluation_only!r} is an evaluation-only type (IFBench), "
+                        "not for training")
+            kept_out = next((c.id for c in active if c.id.removeprefix("not:") in held_out), None)
+            if kept_out:
+                return f"turns.{index}.constraints: {kept_out!r} is held out of training (collect.held_out_types)"
             repeated = sorted({c.id for c in active if active.count(c) > 1})
             if repeated:
                 return f"turns.{index}.constraints: constraint {repeated[0]!r} is listed more than once"

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import random
 from functools import lru_cache
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from reverso.constraints import soft, types_basic, types_extra, types_ifeval  # noqa: F401  (registers the types)
+from reverso.constraints import ifbench  # noqa: F401  (evaluation-only types)
 from reverso.constraints.conflicts import find_conflicts
 from reverso.constraints.base import (
     REGISTRY,
@@ -32,7 +33,7 @@ from reverso.constraints.base import (
 __all__ = [
     "CheckContext", "Constraint", "ConstraintError", "Verdict", "parse", "make", "check", "check_all",
     "check_all_loose", "reverse", "describe", "sample_set", "render_instructions", "list_types",
-    "is_verifiable", "is_reversible", "stable_rng", "find_conflicts", "build_witness",
+    "is_verifiable", "is_reversible", "is_evaluation_only", "stable_rng", "find_conflicts", "build_witness",
 ]
 
 
@@ -105,6 +106,11 @@ def check_all_loose(
     return results
 
 
+def is_evaluation_only(constraint: Constraint) -> bool:
+    """True for types scored in evaluation only (IFBench's): never in training sessions."""
+    return get_type(constraint.id.removeprefix("not:")).evaluation_only
+
+
 def reverse(constraint: Constraint) -> Constraint:
     """The exact complement: ``check(reverse(c), t).passed == not check(c, t).passed``."""
     ctype, kwargs = _typed(constraint)
@@ -156,6 +162,8 @@ def sample_set(
     context: CheckContext | None = None,
     existing: Sequence[Constraint] = (),
     attempts: int = 20,
+    types: Collection[str] | None = None,
+    exclude: Collection[str] = (),
 ) -> list[Constraint]:
     """Sample ``count`` mutually compatible verifiable constraints (also compatible with ``existing``).
 
@@ -163,11 +171,11 @@ def sample_set(
     and no mix of originals and reverses would contradict (``find_conflicts(any_reversal=True)``):
     the reverse stage may reverse any subset. Greedy over a shuffled pool; a few reshuffles get
     past draws where an early pick (say, JSON output) rules out too many others. Raises
-    ConstraintError if no compatible set is found.
+    ConstraintError if no compatible set is found. ``types`` limits the pool to those ids and
+    ``exclude`` removes ids from it: held-out types for an out-of-distribution split.
     """
     ctx = context or CheckContext()
-    pool = sorted(cid for cid, ctype in REGISTRY.items()
-                  if ctype.sampled and ctype.verifiable and ctype.reversible)
+    pool = sorted(cid for cid in sampleable_types() if (types is None or cid in types) and cid not in exclude)
     best: list[Constraint] = []
     for _ in range(attempts):
         rng.shuffle(pool)
@@ -187,6 +195,11 @@ def sample_set(
         f"could only sample {len(best)} compatible constraints of {count} requested "
         f"({len(pool)} sampleable types, {len(existing)} already active); ask for fewer"
     )
+
+
+def sampleable_types() -> list[str]:
+    """Ids ``sample_set`` may draw: verifiable, reversible, sampled (collect's constraint pool)."""
+    return sorted(cid for cid, ctype in REGISTRY.items() if ctype.sampled and ctype.verifiable and ctype.reversible)
 
 
 def sample_soft(rng: random.Random, count: int) -> list[Constraint]:

@@ -68,6 +68,13 @@ class ResponseView:
         return sentences(self.text)
 
     @cached_property
+    def regex_sentences(self) -> list[str]:
+        """IFEval's regex sentence splitter (IFBench's sentences), not Punkt."""
+        from reverso.constraints.ifbench.text import split_into_sentences
+
+        return split_into_sentences(self.text)
+
+    @cached_property
     def nltk_words(self) -> list[str]:
         from reverso.constraints.text import nltk_words
 
@@ -80,16 +87,22 @@ class ResponseView:
         return detect_language(self.text)
 
     @cached_property
-    def json_value(self) -> tuple[bool, Any]:
-        """(parsed?, value) after removing an optional ```json fence, as IFEval does."""
+    def json_parsed(self) -> tuple[bool, Any, str]:
+        """(parsed?, value, why not) after removing an optional ```json fence, as IFEval does.
+
+        JSON nested deeper than Python's recursion limit is valid JSON that ``json`` cannot read:
+        it fails with that reason (lm-eval's checker raises RecursionError there).
+        """
         body = self.stripped
         for prefix in ("```json", "```Json", "```JSON", "```"):
             body = body.removeprefix(prefix)
         body = body.removesuffix("```").strip()
         try:
-            return True, json.loads(body)
+            return True, json.loads(body), ""
+        except RecursionError:
+            return False, None, "JSON nested too deeply to parse"
         except ValueError:
-            return False, None
+            return False, None, "not valid JSON"
 
 
 class Kwargs(BaseModel):
@@ -133,6 +146,8 @@ class ConstraintType:
     # False when the exact complement has no faithful short English statement (docs/constraints.md):
     # such types are never sampled, so the reverse stage never has to state their complement.
     reversible: ClassVar[bool] = True
+    # Scored in evaluation only (IFBench's out-of-distribution types): never sampled nor reversed.
+    evaluation_only: ClassVar[bool] = False
 
     def check(self, kwargs: Any, view: ResponseView, context: CheckContext) -> Verdict:
         raise NotImplementedError

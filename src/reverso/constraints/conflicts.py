@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reverso.constraints.base import CheckContext, Constraint, ResponseView, get_type, validate_kwargs
-from reverso.constraints.types_basic import NumberBullets
-from reverso.constraints.types_ifeval import _DOUBLE_HIGHLIGHT, _HIGHLIGHT
-from reverso.constraints.types_extra import _EMOJI, _FIRST_PERSON, _NUMBERED, _URL
+from reverso.constraints.types_basic import count_bullets
+from reverso.constraints.types_ifeval import _DOUBLE_HIGHLIGHT, _HIGHLIGHT, count_placeholders
+from reverso.constraints.types_extra import _EMOJI, _FIRST_PERSON, _URL, count_numbered
 
 INF = 10**9
 
@@ -66,9 +66,9 @@ def count(dim: str, view: ResponseView) -> int:
         "emojis": lambda: len(_EMOJI.findall(text)),
         "urls": lambda: len(_URL.findall(text)),
         "first_person": lambda: len(_FIRST_PERSON.findall(text)),
-        "numbered": lambda: len(_NUMBERED.findall(text)),
-        "bullets": lambda: len(NumberBullets._STAR.findall(text)) + len(NumberBullets._DASH.findall(text)),
-        "placeholders": lambda: len(re.findall(r"\[.*?\]", text)),
+        "numbered": lambda: count_numbered(text),
+        "bullets": lambda: count_bullets(text),
+        "placeholders": lambda: count_placeholders(text),
         "highlights": lambda: sum(1 for h in _HIGHLIGHT.findall(text) if h.strip("*").strip())
         + sum(1 for h in _DOUBLE_HIGHLIGHT.findall(text) if h.removeprefix("**").removesuffix("**").strip()),
     }

@@ -73,6 +73,8 @@ def parse_json(raw: str, schema: type[ModelT]) -> ModelT:
         return schema.model_validate(json.loads(match.group(0)))
     except (json.JSONDecodeError, ValidationError) as exc:
         raise ValueError(f"judge output does not match the schema: {exc}") from exc
+    except RecursionError:
+        raise ValueError("judge output is JSON nested too deeply to parse") from None
 
 
 def parse_output(raw: str, expected: int) -> list[JudgeItem]:

@@ -40,6 +40,19 @@ FRAGMENTS = [
 ]
 
 
+def nltk_root() -> Path:
+    """NLTK_DATA (default ./.nltk_data) with punkt written into it and on nltk's search path."""
+    os.environ.setdefault("NLTK_DATA", str(Path(".nltk_data").resolve()))
+    import nltk
+
+    from reverso.constraints.nltk_data import ensure_punkt
+
+    root = ensure_punkt(os.environ["NLTK_DATA"].split(os.pathsep)[0])
+    if str(root) not in nltk.data.path:  # nltk reads NLTK_DATA once, at import
+        nltk.data.path.insert(0, str(root))
+    return root
+
+
 def load_registry() -> dict[str, Any]:
     """lm-eval's IFEval instruction classes, without importing lm-eval's whole task machinery."""
     spec = importlib.util.find_spec("lm_eval")
@@ -53,14 +66,7 @@ def load_registry() -> dict[str, Any]:
             module = types.ModuleType(name)
             module.__path__ = [str(path)]
             sys.modules[name] = module
-    os.environ.setdefault("NLTK_DATA", str(Path(".nltk_data").resolve()))
-    import nltk
-
-    from reverso.constraints.nltk_data import ensure_punkt
-
-    root = str(ensure_punkt(os.environ["NLTK_DATA"].split(os.pathsep)[0]))
-    if root not in nltk.data.path:  # nltk reads NLTK_DATA once, at import
-        nltk.data.path.insert(0, root)
+    nltk_root()
     import langdetect
 
     langdetect.DetectorFactory.seed = 0

@@ -6,6 +6,7 @@ Sentence splitting uses the English Punkt model shipped as Python data by ``nltk
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -49,3 +50,28 @@ def detect_language(text: str) -> str | None:
         return str(langdetect.detect(text))
     except langdetect.LangDetectException:
         return None
+
+
+_NON_SPACE = re.compile(r"\S")
+
+
+def count_line_items(text: str, head: re.Pattern[str]) -> int:
+    """``len(re.findall(r"^\\s*" + head.pattern, text, re.MULTILINE))`` in linear time.
+
+    ``\\s*`` may cross newlines, so every line start in a run of blank lines reaches the same first
+    non-space character: the regex retries each of them (quadratic on a run of newlines); here each
+    run is decided once, by matching ``head`` at its first non-space character.
+    """
+    count, start = 0, 0
+    while (found := _NON_SPACE.search(text, start)) is not None:
+        match = head.match(text, found.start())
+        end = match.end() if match else found.start()
+        count += match is not None
+        if match and text[end - 1] == "\n":  # findall resumes at the match end: a line start here
+            start = end
+            continue
+        newline = text.find("\n", end)
+        if newline < 0:
+            break
+        start = newline + 1
+    return count

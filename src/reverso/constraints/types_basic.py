@@ -20,6 +20,7 @@ from reverso.constraints.base import (
     Verdict,
     register,
 )
+from reverso.constraints.text import count_line_items
 
 Relation = Literal["less than", "at least"]
 _FLIP: dict[str, str] = {"less than": "at least", "at least": "less than"}
@@ -117,14 +118,29 @@ class NoComma(ConstraintType):
         return _pick(rng, ("Use at least one comma.", "Include one or more commas in your response."))
 
 
+def titles(text: str) -> list[str]:
+    """What IFEval's ``re.findall(r"<<[^\\n]+>>", text)`` finds, in linear time.
+
+    On each line the greedy match runs from the first ``<<`` to the last ``>>`` with at least one
+    character between; when that fails no later ``<<`` can succeed. The regex itself retries every
+    ``<<`` and rescans the line: quadratic on a line of ``<<<<...``.
+    """
+    found = []
+    for line in text.split("\n"):
+        start = line.find("<<")
+        end = line.rfind(">>")
+        if start >= 0 and end >= start + 3:
+            found.append(line[start:end + 2])
+    return found
+
+
 @register
 class Title(ConstraintType):
     id = "detectable_format:title"
     group = "format:title"
-    _TITLE = re.compile(r"<<[^\n]+>>")
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
-        found = [t for t in self._TITLE.findall(view.text) if t.lstrip("<").rstrip(">").strip()]
+        found = [t for t in titles(view.text) if t.lstrip("<").rstrip(">").strip()]
         return Verdict(bool(found), f"title {found[0]}" if found else "no <<title>> found")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
@@ -183,16 +199,23 @@ class BulletKwargs(Kwargs):
     num_bullets: int = Field(ge=1)
 
 
+_STAR_ITEM = re.compile(r"\*[^\*].*")  # IFEval: r"^\s*\*[^\*].*$" and r"^\s*-.*$" (multiline)
+_DASH_ITEM = re.compile(r"-.*")
+
+
+def count_bullets(text: str) -> int:
+    """IFEval's markdown bullet count ("* " and "- " items), in linear time."""
+    return count_line_items(text, _STAR_ITEM) + count_line_items(text, _DASH_ITEM)
+
+
 @register
 class NumberBullets(ConstraintType):
     id = "detectable_format:number_bullet_lists"
     Kwargs = BulletKwargs
     group = "format:bullets"
-    _STAR = re.compile(r"^\s*\*[^\*].*$", re.MULTILINE)
-    _DASH = re.compile(r"^\s*-.*$", re.MULTILINE)
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
-        count = len(self._STAR.findall(view.text)) + len(self._DASH.findall(view.text))
+        count = count_bullets(view.text)
         return Verdict(count == kw.num_bullets, f"{count} bullet points; needs exactly {kw.num_bullets}")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
@@ -219,13 +242,16 @@ class Postscript(ConstraintType):
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
         marker = kw.postscript_marker.strip()
+        # IFEval's pattern is r"\s*<marker>.*$" (multiline): it matches exactly where the marker
+        # does, since "\s*" may be empty and ".*$" always matches; searching for the marker alone is
+        # linear, the full pattern retries "\s*" at every space of a long run (quadratic).
         if marker.lower() == "p.p.s":
-            pattern = r"\s*p\.\s?p\.\s?s.*$"
+            pattern = r"p\.\s?p\.\s?s"
         elif marker.lower() == "p.s.":
-            pattern = r"\s*p\.\s?s\..*$"
+            pattern = r"p\.\s?s\."
         else:
-            pattern = r"\s*" + re.escape(marker.lower()) + r".*$"
-        ok = bool(re.findall(pattern, view.lower, flags=re.MULTILINE))
+            pattern = re.escape(marker.lower())
+        ok = re.search(pattern, view.lower) is not None
         return Verdict(ok, f"postscript {marker!r} {'found' if ok else 'missing'}")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
@@ -302,8 +328,8 @@ class JsonFormat(ConstraintType):
                            "content:postscript", "case:lower"})
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
-        ok, _ = view.json_value
-        return Verdict(ok, "valid JSON" if ok else "not valid JSON")
+        ok, _, problem = view.json_parsed
+        return Verdict(ok, "valid JSON" if ok else problem)
 
     def describe(self, kw: Any, rng: random.Random) -> str:
         return _pick(rng, ("Entire output should be wrapped in JSON format.",

@@ -10,13 +10,19 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from reverso.constraints.base import CheckContext, ConstraintType, Kwargs, ResponseView, Verdict, register
+from reverso.constraints.text import count_line_items
 from reverso.constraints.types_basic import KEYWORD_POOL, _pick
 
 Bound = Literal["at most", "more than"]
 _BOUND_FLIP = {"at most": "more than", "more than": "at most"}
 _EMOJI = re.compile("[\U0001F000-\U0001FAFF\U00002600-\U000027BF\U00002B00-\U00002BFF\U0000231A-\U000023FF]")
 _URL = re.compile(r"https?://|www\.", re.IGNORECASE)
-_NUMBERED = re.compile(r"^\s*\d+[.)]\s+\S", re.MULTILINE)
+_NUMBERED = re.compile(r"\d+[.)]\s+\S")  # at a line start, after any spaces: count_line_items
+def count_numbered(text: str) -> int:
+    """Lines that start (after spaces) with "1." or "2)" and text."""
+    return count_line_items(text, _NUMBERED)
+
+
 _FIRST_PERSON = re.compile(r"\b(i|me|my|mine|myself)\b", re.IGNORECASE)
 OPENERS = ("Great question!", "Sure,", "Hello!", "In short,", "Here is my answer:")
 
@@ -198,7 +204,7 @@ class NumberedList(ConstraintType):
     conflicts = frozenset({"format:json", "format:bullets"})
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
-        count = len(_NUMBERED.findall(view.text))
+        count = count_numbered(view.text)
         return Verdict(count == kw.num_items, f"{count} numbered items; needs exactly {kw.num_items}")
 
     def describe(self, kw: Any, rng: random.Random) -> str:
@@ -304,9 +310,9 @@ class JsonKeys(ConstraintType):
                            "content:postscript", "case:lower", "format:numbered"})
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
-        ok, value = view.json_value
+        ok, value, problem = view.json_parsed
         if not ok or not isinstance(value, dict):
-            return Verdict(False, "not a JSON object")
+            return Verdict(False, problem or "not a JSON object")
         missing = [key for key in kw.keys if key not in value]
         return Verdict(not missing, f"missing keys {missing}" if missing else "all keys present")
 

@@ -13,7 +13,6 @@ from reverso.constraints.types_basic import _FLIP, KEYWORD_POOL, Relation, _pick
 
 CONSTRAINED_OPTIONS = ("My answer is yes.", "My answer is no.", "My answer is maybe.")
 LANGUAGES = {"en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian", "pt": "Portuguese"}
-_PLACEHOLDER = re.compile(r"\[.*?\]")
 _HIGHLIGHT = re.compile(r"\*[^\n\*]*\*")
 _DOUBLE_HIGHLIGHT = re.compile(r"\*\*[^\n\*]*\*\*")
 _STAR_PARAGRAPHS = re.compile(r"\s?\*\*\*\s?")
@@ -182,6 +181,23 @@ class PlaceholderKwargs(Kwargs):
     num_placeholders: int = Field(ge=1)
 
 
+def count_placeholders(text: str) -> int:
+    """``len(re.findall(r"\\[.*?\\]", text))`` in linear time: per line, each ``[`` up to the next ``]``.
+
+    The regex retries every ``[`` of a line without ``]`` and rescans it: quadratic on ``[[[[...``.
+    """
+    count = 0
+    for line in text.split("\n"):
+        position = 0
+        while (start := line.find("[", position)) >= 0:
+            end = line.find("]", start + 1)
+            if end < 0:
+                break
+            count += 1
+            position = end + 1
+    return count
+
+
 @register
 class Placeholders(ConstraintType):
     id = "detectable_content:number_placeholders"
@@ -190,7 +206,7 @@ class Placeholders(ConstraintType):
     conflicts = frozenset({"format:json"})
 
     def check(self, kw: Any, view: ResponseView, context: CheckContext) -> Verdict:
-        count = len(_PLACEHOLDER.findall(view.text))
+        count = count_placeholders(view.text)
         return Verdict(count >= kw.num_placeholders, f"{count} [placeholders]; needs at least {kw.num_placeholders}")
 
     def describe(self, kw: Any, rng: random.Random) -> str:

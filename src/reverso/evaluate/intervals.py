@@ -68,9 +68,9 @@ ROWS = {"ifeval": ifeval_rows, "multi_if": multi_if_rows, "sysbench": sysbench_r
 
 
 def suite_kind(name: str) -> str:
-    """``official_ifbench`` -> ``ifeval``: the metric family a suite is scored with."""
+    """``official_ifbench`` -> ``ifeval``: the metric family a suite is scored with (``ood`` too)."""
     kind = name.removeprefix("official_")
-    return {"ifbench": "ifeval"}.get(kind, kind)
+    return {"ifbench": "ifeval", "ood": "ifeval"}.get(kind, kind)
 
 
 def _scored(scores: list[list[TurnScore]]) -> bool:

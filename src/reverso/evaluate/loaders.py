@@ -28,7 +28,7 @@ from typing import Any
 
 from reverso import constraints as engine
 from reverso.contracts import ConstraintSpec, Session, Turn
-from reverso.io import DataError, iter_text_lines, parse_json_text
+from reverso.io import DataError, iter_text_lines, parse_json_text, surrogate_problem
 from reverso.limits import MAX_TEXT_CHARS
 
 
@@ -43,6 +43,13 @@ class Malformed(ValueError):
     """One row of an official file cannot be read; the message says which field and why."""
 
 
+def _no_surrogates(value: Any, name: str) -> Any:
+    problem = surrogate_problem(value, name)
+    if problem:
+        raise Malformed(problem)
+    return value
+
+
 def _json(value: Any) -> Any:
     """A list/object cell as published: JSON, or a Python literal (single quotes) as some files use.
 
@@ -54,12 +61,15 @@ def _json(value: Any) -> Any:
     if text[:1] not in ("[", "{", '"', "'"):
         return value
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        pass
+        return _no_surrogates(json.loads(text), "cell")
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, Malformed):
+            raise
     try:
-        return ast.literal_eval(text)
+        return _no_surrogates(ast.literal_eval(text), "cell")
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        if isinstance(exc, Malformed):
+            raise
         raise Malformed(f"neither JSON nor a Python literal ({type(exc).__name__})") from None
 
 
@@ -124,6 +134,7 @@ def load_ifeval(path: str | Path, name: str = "ifeval") -> Loaded:
             loaded.unsupported.append({"row": number, "reason": f"malformed row: {reason}"})
             continue
         try:
+            _no_surrogates(row, "row")
             if "instruction_id_list" not in row or "prompt" not in row:
                 raise Malformed(f"missing field {'prompt' if 'prompt' not in row else 'instruction_id_list'}")
             ids = _str_list(row["instruction_id_list"], "instruction_id_list")
@@ -240,6 +251,7 @@ def load_sysbench(path: str | Path) -> Loaded:
     data = _json_document(path)
     for index, item in enumerate(data):
         try:
+            _no_surrogates(item, "item")
             turns = []
             for user, texts in _sysbench_turns(item):
                 if not texts:

@@ -6,6 +6,9 @@
   system message is the persona alone), and later turns are scored on it too: carrying
   instructions across turns is what the suite measures.
 - ``sysbench``: a system prompt with constraints, 5 user turns answered on the model's own history.
+- ``ood``: IFEval-style prompts whose rules are drawn only from ``evaluate.held_out_types``, types
+  that collect never samples for training (``collect.held_out_types``): out-of-distribution gains,
+  reported beside the in-distribution suites, which never use those types.
 
 Suites use ``evaluate.seed`` (disjoint from ``collect.seed``) and only eval-split personas and
 queries, so no suite prompt can appear in training sessions.
@@ -20,19 +23,25 @@ from reverso.collect.sessions import SeedCorpus, build_sessions, load_seed
 from reverso.config import EvaluateParams
 from reverso.contracts import Session
 
-SUITES = ("ifeval", "multi_if", "sysbench")
+SUITES = ("ifeval", "multi_if", "sysbench", "ood")
 CARRY_OVER = "From now on, in this and every later reply: "
 
 
-def ifeval_suite(corpus: SeedCorpus, params: EvaluateParams) -> list[Session]:
+def ifeval_suite(corpus: SeedCorpus, params: EvaluateParams, ood: bool = False) -> list[Session]:
+    """Single-turn prompts with 1..k rules; ``ood``: only held-out types (k at most their number)."""
     low, high = params.ifeval_constraints
+    total, name, offset = (params.suites.ood, "ood", 303) if ood else (params.suites.ifeval, "ifeval", 0)
+    if ood:
+        low, high = min(low, len(params.held_out_types)), min(high, len(params.held_out_types))
+    pool = {"types": params.held_out_types} if ood else {"exclude": params.held_out_types}
     sizes = list(range(low, high + 1))
     suite: list[Session] = []
     for position, size in enumerate(sizes):
-        count = params.suites.ifeval // len(sizes) + (1 if position < params.suites.ifeval % len(sizes) else 0)
+        count = total // len(sizes) + (1 if position < total % len(sizes) else 0)
         if count:
-            suite += build_sessions(corpus, "eval", count, params.seed + size, turns=1, system_constraints=size,
-                                    turn_constraints=0, cumulative=False, prefix=f"ifeval-k{size}-")
+            suite += build_sessions(corpus, "eval", count, params.seed + offset + size, turns=1,
+                                    system_constraints=size, turn_constraints=0, cumulative=False,
+                                    prefix=f"{name}-k{size}-", **pool)
     return suite
 
 
@@ -51,7 +60,8 @@ def multi_if_suite(corpus: SeedCorpus, params: EvaluateParams) -> list[Session]:
     if not params.suites.multi_if:
         return []
     built = build_sessions(corpus, "eval", params.suites.multi_if, params.seed + 101, turns=params.multi_if_turns,
-                           system_constraints=0, turn_constraints=1, cumulative=True, prefix="multi_if-")
+                           system_constraints=0, turn_constraints=1, cumulative=True, prefix="multi_if-",
+                           exclude=params.held_out_types)
     return [state_once(session) for session in built]
 
 
@@ -60,11 +70,11 @@ def sysbench_suite(corpus: SeedCorpus, params: EvaluateParams) -> list[Session]:
         return []
     return build_sessions(corpus, "eval", params.suites.sysbench, params.seed + 202, turns=params.sysbench_turns,
                           system_constraints=params.sysbench_constraints, turn_constraints=0, cumulative=False,
-                          prefix="sysbench-")
+                          prefix="sysbench-", exclude=params.held_out_types)
 
 
 def build_suites(params: EvaluateParams, seed_dir: str | Path) -> dict[str, list[Session]]:
     corpus = load_seed(seed_dir)
     built = {"ifeval": ifeval_suite(corpus, params), "multi_if": multi_if_suite(corpus, params),
-             "sysbench": sysbench_suite(corpus, params)}
+             "sysbench": sysbench_suite(corpus, params), "ood": ifeval_suite(corpus, params, ood=True)}
     return {name: sessions for name, sessions in built.items() if sessions}

@@ -15,7 +15,7 @@ from typing import Any
 
 from reverso.inspect.load import dig, number, read_json
 
-HEADLINE_SUITES = ("ifeval", "multi_if", "sysbench")  # generated suites; official files stay in the detail
+HEADLINE_SUITES = ("ifeval", "multi_if", "sysbench", "ood")  # generated suites; official files stay in the detail
 
 
 def _rate(part: Any, whole: Any) -> float | None:
