@@ -113,7 +113,7 @@ def test_study_smoke_end_to_end(tmp_path: Path) -> None:
     models = {"base", *(f"{a}-{s}" for a in ("dpo", "rpo") for s in (1, 2))}
     assert set(study["arms"]) == models
     assert set(study["summary"]) == {"ifeval", "multi_if", "sysbench"}
-    assert study["differences"]["rpo_minus_rpo_no_margin"] == {}  # that arm was not run
+    assert "rpo_minus_rpo_no_margin" not in study["differences"]  # that arm was not run
     for key in ("rpo_minus_dpo", "rpo_minus_base", "dpo_minus_base"):
         assert set(study["differences"][key]) == {"ifeval", "multi_if", "sysbench"}
         for entry in study["differences"][key].values():
