@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -65,8 +66,12 @@ def test_training_logs_the_diagnostic_per_evaluation(tiny_model_dir: Path, tmp_p
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(p.model_dump_json() + "\n" for p in pairs))
     params = TrainParams(max_length=128, epochs=2, batch_size=2, pairs_per_step=4, learning_rate=5e-3)
-    metrics = train(params, RegistryParams(), tiny_model_dir, tmp_path / "data/pairs", tmp_path / "models/policy",
-                    tmp_path / "metrics/train.json", tmp_path / "plots", tmp_path, register=False)
+    try:
+        metrics = train(params, RegistryParams(), tiny_model_dir, tmp_path / "data/pairs", tmp_path / "models/policy",
+                        tmp_path / "metrics/train.json", tmp_path / "plots", tmp_path, register=False)
+    finally:  # train() makes this workspace's experiment the process's active one: leave no trace for later tests
+        mlflow.tracking.fluent._active_experiment_id = None
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     reading = metrics["rule_reading"]
     assert reading["before"]["couple_margin_sum"] == pytest.approx(0.0, abs=1e-6)  # policy == reference
     assert reading["after"]["couple_margin_sum"] != pytest.approx(0.0, abs=1e-6)
