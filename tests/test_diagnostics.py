@@ -54,7 +54,7 @@ def test_a_model_that_ignores_the_rules_sums_to_zero_and_one_that_reads_them_is_
 
 
 @pytest.mark.slow
-def test_training_logs_the_diagnostic_per_evaluation(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_training_logs_the_diagnostic_per_evaluation(tiny_model_dir: Path, tmp_path: Path, isolated_mlflow: str) -> None:
     import mlflow
 
     from reverso.config import RegistryParams, TrainParams
@@ -82,6 +82,6 @@ def test_training_logs_the_diagnostic_per_evaluation(tiny_model_dir: Path, tmp_p
     assert (regime["lr_scheduler"], regime["warmup_ratio"]) == ("cosine", 0.1)
     curves = json.loads((tmp_path / "plots/train_curves.json").read_text())["curves"]
     assert any("eval_rule_reading_couple_margin_sum" in row for row in curves)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(isolated_mlflow)  # where train() logged (MLFLOW_TRACKING_URI, set by the fixture)
     history = mlflow.MlflowClient().get_metric_history(metrics["run_id"], "eval_rule_reading_couple_margin_sum")
     assert len(history) == 3
