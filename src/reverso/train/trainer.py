@@ -27,11 +27,12 @@ import torch
 from trl import DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
+from reverso.config_train import LENGTH_NORMALISED
+
 MARGIN_COLUMN = "margin"
 INDEX_COLUMN = "pair_index"  # the pair's row in its file: joins evaluation margins to couples and rule types
 LENGTH_COLUMN = "length"  # prompt + longer reply, in tokens: what group_by_length sorts by
 TRL_LOSS = {"simpo": "sigmoid_norm"}  # our name -> TRL's loss_type where they differ
-LENGTH_NORMALISED = frozenset({"ipo", "simpo"})
 
 
 @dataclass
