@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from test_servers import free_port, wait_for
+from servers import free_port, wait_for
 from test_train_resume import write_pairs
 
 BIN = Path(sys.executable).parent
