@@ -4,7 +4,8 @@ The base model answers the first turn of every evaluation prompt (``evaluate.sui
 ``--ifeval/--multi-if/--sysbench``) greedily on evaluate's backend, once per cap; an answer is cut
 when it ends at the cap instead of at EOS. A cap is worth its time only if answers cut at the
 smaller one finish under the larger one. Writes ``bench/results/eval_cap.json`` (share cut per cap
-with a 95 % CI over prompts, mean tokens, wall time, ``cpu_flags``).
+with a 95 % CI over prompts, how many cut answers are loops (the reply repeats itself: no cap
+finishes those), mean tokens, wall time, ``cpu_flags``).
 
     .venv/bin/python bench/eval_cap.py --caps 256 384 512 --ifeval 100 --multi-if 30 --sysbench 10
 """
@@ -22,6 +23,13 @@ from reverso.evaluate.suites import build_suites
 from reverso.generation import GenerationSettings, make_sampler
 from reverso.machine import machine_info
 from reverso.prompts import as_dicts, turn_messages
+
+
+def loops(text: str, window: int = 120, n: int = 6) -> bool:
+    """A reply that repeats itself: under half of the word n-grams in its last ``window`` words are distinct."""
+    words = text.split()[-window:]
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return len(grams) >= 20 and len(set(grams)) / len(grams) < 0.5
 
 
 def main() -> None:
@@ -49,8 +57,10 @@ def main() -> None:
         answers = [row[0] for row in sampler.generate(conversations, 1, GenerationSettings(0.0, 1.0, cap, seed=0))]
         wall = time.perf_counter() - started
         cut = bootstrap_ci([a.finish_reason == "length" for a in answers])
+        cut_loops = sum(a.finish_reason == "length" and loops(a.text) for a in answers)
         results.append({"max_new_tokens": cap, "cut": {k: (round(v, 4) if isinstance(v, float) else v)
                                                         for k, v in cut.items()},
+                        "cut_looping": cut_loops, "answers": len(answers),
                         "mean_tokens": round(sum(a.completion_tokens for a in answers) / len(answers), 1),
                         "wall_s": round(wall, 1)})
         print(json.dumps(results[-1]), flush=True)

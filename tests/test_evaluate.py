@@ -50,6 +50,33 @@ def test_suites_never_overlap_training_sessions() -> None:
             assert not {t.user for t in session.turns} & train_texts
 
 
+def _normalised(text: str) -> str:
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+
+
+def test_train_validation_and_test_pools_share_no_text_exact_or_normalised() -> None:
+    """The seed corpus' three pools are disjoint in persona and query text (exact and normalised), and
+    every suite drawn from a pool uses that pool's texts only."""
+    corpus = load_seed(REPO / "data/seed")
+    pools = {}
+    for pool in ("train", "validation", "eval"):
+        personas, queries = corpus.portion(pool)
+        pools[pool] = {"exact": {p.system for p in personas} | {q.text for q in queries}}
+        pools[pool]["normalised"] = {_normalised(t) for t in pools[pool]["exact"]}
+        assert len(pools[pool]["normalised"]) == len(pools[pool]["exact"])  # no near-duplicates inside a pool
+    for a, b in (("train", "validation"), ("train", "eval"), ("validation", "eval")):
+        for kind in ("exact", "normalised"):
+            assert not pools[a][kind] & pools[b][kind], f"{a} and {b} share {kind} text"
+    params = EvaluateParams(suites=SuiteSizes(ifeval=60, multi_if=30, sysbench=10))
+    for pool in ("validation", "eval"):
+        persona_texts = {p.system for p in corpus.portion(pool)[0]}
+        query_texts = {q.text for q in corpus.portion(pool)[1]}
+        for sessions in build_suites(params, REPO / "data/seed", pool=pool).values():
+            for session in sessions:
+                assert session.system.split("\n")[0] in persona_texts
+                assert all(any(t.user.startswith(q) for q in query_texts) for t in session.turns)
+
+
 def test_suite_shapes() -> None:
     params = EvaluateParams(suites=SuiteSizes(ifeval=40, multi_if=20, sysbench=20))
     suites = build_suites(params, REPO / "data/seed")
@@ -325,3 +352,22 @@ def test_collect_quarantines_user_sessions_with_held_out_types(tmp_path: Path) -
     result = read_user_sessions(path, held_out=["punctuation:no_comma"])
     assert [s.session_id for s in result.rows] == ["c"]
     assert all("held out of training" in q.reason for q in result.quarantined)
+
+
+def test_every_answer_keeps_its_finish_reason_and_length(tiny_model_dir: Path) -> None:
+    """A cut answer is visible per answer and per model: finish_reason "length" at the cap, its token count."""
+    from reverso.evaluate import evaluate_models
+
+    params = EvaluateParams(suites=SuiteSizes(ifeval=2, multi_if=1, sysbench=0), max_new_tokens=3, backend="hf")
+    suites = build_suites(params, REPO / "data/seed")
+    finish: dict = {}
+    results, outputs, _ = evaluate_models({"tiny": (tiny_model_dir, None)}, suites, params, finish=finish)
+    answers = [a for sessions in finish["tiny"].values() for session in sessions for a in session]
+    assert len(answers) == 2 + params.multi_if_turns  # every turn of every session
+    assert [len(s) for s in finish["tiny"]["multi_if"]] == [len(t) for t in outputs["tiny"]["multi_if"]]
+    assert all(a["finish_reason"] in ("stop", "length") and 0 < a["tokens"] <= 3 for a in answers)
+    cut = sum(a["finish_reason"] == "length" for a in answers)
+    summary = results["tiny"]["truncation"]
+    assert summary["all"] == {"cut": round(cut / len(answers), 4), "answers": len(answers),
+                              "mean_tokens": round(sum(a["tokens"] for a in answers) / len(answers), 1)}
+    assert summary["ifeval"]["answers"] == 2

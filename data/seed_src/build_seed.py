@@ -129,25 +129,32 @@ EVAL_CODE_TASKS = ["converts a number to Roman numerals", "rotates a list by k p
                    "checks whether brackets in a string are balanced"]
 
 
+def pool(split: str, index: int) -> str:
+    """Every 7th training role, topic and code task (whole, with all its templates) is the validation pool:
+    tuning never sees a test ("eval") item, and validation shares no role or topic with training."""
+    return "validation" if split == "train" and index % 7 == 3 else split
+
+
 def personas() -> list[dict]:
     rng = random.Random(11)
     rows = []
     for split, roles, per_role in (("train", ROLES, 5), ("eval", EVAL_ROLES, 5)):
-        for domain, role in roles:
+        for index, (domain, role) in enumerate(roles):
             for name in rng.sample(NAMES, per_role):
                 style = rng.choice(STYLES)
-                rows.append({"domain": domain, "system": f"You are {name}, {role}. {style}", "split": split})
+                rows.append({"domain": domain, "system": f"You are {name}, {role}. {style}",
+                             "split": pool(split, index)})
     return [{"id": f"p{i + 1:04d}", **row} for i, row in enumerate(rows)]
 
 
 def queries() -> list[dict]:
     rows = []
     for split, topics, code in (("train", TOPICS, CODE_TASKS), ("eval", EVAL_TOPICS, EVAL_CODE_TASKS)):
-        for topic in topics:
+        for index, topic in enumerate(topics):
             for task, template in TASKS:
-                rows.append({"task": task, "text": template.format(t=topic), "split": split})
-        for job in code:
-            rows.append({"task": "code", "text": f"Write a Python function that {job}.", "split": split})
+                rows.append({"task": task, "text": template.format(t=topic), "split": pool(split, index)})
+        for index, job in enumerate(code):
+            rows.append({"task": "code", "text": f"Write a Python function that {job}.", "split": pool(split, index)})
     return [{"id": f"q{i + 1:04d}", **row} for i, row in enumerate(rows)]
 
 
@@ -162,4 +169,4 @@ if __name__ == "__main__":
     write(OUT / "personas.jsonl", p)
     write(OUT / "queries.jsonl", q)
     for name, rows in (("personas", p), ("queries", q)):
-        print(name, len(rows), {s: sum(r["split"] == s for r in rows) for s in ("train", "eval")})
+        print(name, len(rows), {s: sum(r["split"] == s for r in rows) for s in ("train", "validation", "eval")})

@@ -14,12 +14,16 @@ from reverso.contracts import ConstraintSpec, Session, Turn
 from reverso.io import DataError, Quarantined, ReadResult, read_rows
 
 
+# The seed corpus' pools: train (collect), validation (tuning: study.split validation), eval (the test pool).
+Pool = Literal["train", "validation", "eval"]
+
+
 class Persona(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str
     domain: str
     system: str = Field(min_length=1)
-    split: Literal["train", "eval"]
+    split: Pool
 
 
 class Query(BaseModel):
@@ -27,7 +31,7 @@ class Query(BaseModel):
     id: str
     task: str
     text: str = Field(min_length=1)
-    split: Literal["train", "eval"]
+    split: Pool
 
 
 class SeedCorpus(BaseModel):
@@ -100,7 +104,7 @@ def build_session(
 
 def build_sessions(
     corpus: SeedCorpus,
-    portion: Literal["train", "eval"],
+    portion: Pool,
     count: int,
     seed: int,
     *,

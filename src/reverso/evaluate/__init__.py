@@ -14,7 +14,7 @@ import gc
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from reverso.config import EvaluateParams, RegistryParams
 from reverso.contracts import Message, Session
@@ -38,11 +38,23 @@ from reverso.memory import return_freed_memory
 from reverso.prompts import as_dicts, turn_messages
 
 
-def generate_suites(sampler: Sampler, suites: dict[str, list[Session]], params: EvaluateParams) -> dict[str, list[list[str]]]:
-    """Answer every turn of every session, batching all suites together turn by turn."""
+class Answer(TypedDict):
+    """How one evaluation answer ended: ``stop`` (EOS) or ``length`` (cut at max_new_tokens), and its tokens."""
+
+    finish_reason: str
+    tokens: int
+
+
+def generate_suites(sampler: Sampler, suites: dict[str, list[Session]], params: EvaluateParams,
+                    finish: dict[str, list[list[Answer]]] | None = None) -> dict[str, list[list[str]]]:
+    """Answer every turn of every session, batching all suites together turn by turn.
+
+    ``finish`` (a dict) receives, per suite, session and turn, how each answer ended and its length.
+    """
     sessions = [(name, s) for name, items in suites.items() for s in items]
     histories: list[list[Message]] = [[] for _ in sessions]
     texts: list[list[str]] = [[] for _ in sessions]
+    ends: list[list[Answer]] = [[] for _ in sessions]
     settings = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=params.max_new_tokens, seed=params.seed)
     for turn in range(max((len(s.turns) for _, s in sessions), default=0)):
         live = [i for i, (_, s) in enumerate(sessions) if turn < len(s.turns)]
@@ -50,13 +62,29 @@ def generate_suites(sampler: Sampler, suites: dict[str, list[Session]], params: 
         for i, completions in zip(live, sampler.generate(conversations, 1, settings), strict=True):
             text = completions[0].text
             texts[i].append(text)
+            ends[i].append({"finish_reason": completions[0].finish_reason,
+                            "tokens": completions[0].completion_tokens})
             session = sessions[i][1]
             histories[i] += [Message(role="user", content=session.turns[turn].user),
                              Message(role="assistant", content=text)]
     out: dict[str, list[list[str]]] = {name: [] for name in suites}
-    for (name, _), answer in zip(sessions, texts, strict=True):
+    for (name, _), answer, end in zip(sessions, texts, ends, strict=True):
         out[name].append(answer)
+        if finish is not None:
+            finish.setdefault(name, []).append(end)
     return out
+
+
+def truncation(finish: dict[str, list[list[Answer]]]) -> dict[str, dict[str, float]]:
+    """Per suite (and ``all``): the share of answers cut at ``max_new_tokens``, their count, mean tokens."""
+    def summary(answers: list[Answer]) -> dict[str, float]:
+        cut = sum(a["finish_reason"] == "length" for a in answers)
+        return {"cut": round(cut / len(answers), 4) if answers else 0.0, "answers": len(answers),
+                "mean_tokens": round(sum(a["tokens"] for a in answers) / len(answers), 1) if answers else 0.0}
+
+    per_suite = {name: [a for session in sessions for a in session] for name, sessions in finish.items()}
+    return {**{name: summary(answers) for name, answers in per_suite.items()},
+            "all": summary([a for answers in per_suite.values() for a in answers])}
 
 
 def score_model(suites: dict[str, list[Session]], texts: dict[str, list[list[str]]], judge: Any = None,
@@ -81,18 +109,22 @@ def load_official(params: EvaluateParams) -> tuple[dict[str, list[Session]], dic
 
 def evaluate_models(models: dict[str, tuple[Path, Path | None]], suites: dict[str, list[Session]],
                     params: EvaluateParams, judge: Any = None, scores: dict[str, Scores] | None = None,
+                    finish: dict[str, dict[str, list[list[Answer]]]] | None = None,
                     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
-    """Generate + score for each named (base model dir, adapter or None); ``scores`` gets per-turn scores."""
+    """Generate + score for each named (base model dir, adapter or None); ``scores`` gets per-turn scores,
+    ``finish`` each answer's finish reason and length; ``results[name]["truncation"]`` summarises them."""
     results, outputs, timing = {}, {}, {"generation_s": 0.0, "scoring_s": 0.0}
     for name, (model_dir, adapter) in models.items():
         # evaluate.backend: openvino (a cached export of base + merged adapter, f32) or hf
         sampler = make_sampler(params.backend, model_dir, adapter, openvino=params.openvino,
                                batch_size=params.batch_size)
         started = time.perf_counter()
-        outputs[name] = generate_suites(sampler, suites, params)
+        ends: dict[str, list[list[Answer]]] = {} if finish is None else finish.setdefault(name, {})
+        outputs[name] = generate_suites(sampler, suites, params, ends)
         scored = time.perf_counter()
         keep = None if scores is None else scores.setdefault(name, {})
         results[name] = score_model(suites, outputs[name], judge, keep)
+        results[name]["truncation"] = truncation(ends)
         timing["generation_s"] += scored - started
         timing["scoring_s"] += time.perf_counter() - scored
         # One model's engine at a time: the next model's merge and export must not stack on it.
@@ -117,7 +149,9 @@ def evaluate(
     if champion is not None:
         models["champion"] = (model_dir, champion[1])
     scores: dict[str, Scores] = {}
-    results, outputs, timing = evaluate_models(models, suites, params, make_eval_judge(params.judge), scores)
+    finish: dict[str, dict[str, list[list[Answer]]]] = {}
+    results, outputs, timing = evaluate_models(models, suites, params, make_eval_judge(params.judge), scores,
+                                               finish)
     names = list(models)
     results["models"] = names
     results["champion_version"] = champion[0] if champion else None
@@ -133,6 +167,8 @@ def evaluate(
     write_jsonl(outputs_out, [
         {"suite": name, "session_id": s.session_id, "turns": [t.user for t in s.turns],
          **{who: outputs[who][name][i] for who in names},
+         # per model and turn: "stop" or "length" (cut at evaluate.max_new_tokens) and generated tokens
+         "finish": {who: finish[who][name][i] for who in names if name in finish.get(who, {})},
          # per turn and model: the strict verdict of each active rule (the inspector ranks won/lost prompts by it)
          "verdicts": {who: [{"constraint_ids": list(turn.constraint_ids), "strict": list(turn.strict)}
                             for turn in scores[who][name][i]] for who in names if name in scores.get(who, {})}}

@@ -86,11 +86,20 @@ def _number(value: float | None) -> str:
     return "not scored" if value is None else f"{value:.3f}"
 
 
+def truncation_lines(results: dict[str, Any], models: list[str]) -> list[str]:
+    """How many answers each model ran out of tokens on: a cut answer fails end/length/JSON rules."""
+    found = {m: results[m]["truncation"]["all"] for m in models if "truncation" in results.get(m, {})}
+    if not found:
+        return []
+    cuts = ", ".join(f"{m} {100 * t['cut']:.1f} % of {t['answers']}" for m, t in found.items())
+    return [f"Answers cut at `evaluate.max_new_tokens` (finish_reason length): {cuts}.", ""]
+
+
 def write_report(results: dict[str, Any], models: list[str], path: Path, png_name: str) -> None:
     sizes = ", ".join(f"{suite}: {n}" for suite, n in results["suite_sizes"].items())
     champion = f" @champion is v{results['champion_version']}." if results.get("champion_version") else ""
     lines = ["# Evaluation report", "", f"Suites (prompts or sessions): {sizes}. Greedy decoding, identical "
-             f"for every model.{champion}", "", *interval_tables(results, models),
+             f"for every model.{champion}", "", *truncation_lines(results, models), *interval_tables(results, models),
              "## All metrics (headline in bold)", "", *comparison_table(results, models), "",
              f"![per-constraint pass rates]({png_name})", ""]
     unscored = results.get("not_scored") or {}

@@ -90,12 +90,14 @@ def train_arm(params: Params, arm: str, seed: int, model_dir: Path, pairs_dir: P
 
 
 def study_suites(params: Params, seed_dir: Path) -> tuple[EvaluateParams, dict[str, list[Any]]]:
-    """The suites every study model answers: the test draw, or the disjoint validation draw."""
+    """The suites every study model answers: the test pool, or the validation pool (disjoint personas,
+    queries and topics; its own seed) — the only one a study may tune on."""
     from reverso.evaluate.suites import build_suites
 
     evaluate = params.evaluate
     if params.study.split == "validation":
         evaluate = evaluate.model_copy(update={"seed": params.study.validation_seed})
+        return evaluate, build_suites(evaluate, seed_dir, pool="validation")
     return evaluate, build_suites(evaluate, seed_dir)
 
 
@@ -115,12 +117,14 @@ def evaluate_model(params: Params, name: str, model_dir: Path, adapter: Path | N
     started = time.perf_counter()
     evaluate, suites = study_suites(params, seed_dir)
     scores: dict[str, Any] = {}
+    finish: dict[str, Any] = {}
     results, outputs, timing = evaluate_models({name: (model_dir, adapter)}, suites, evaluate,
-                                               judge=make_eval_judge(evaluate.judge), scores=scores)
+                                               judge=make_eval_judge(evaluate.judge), scores=scores, finish=finish)
     record = {"model": name, "split": params.study.split, "suites_digest": suites_digest(suites),
               "suite_sizes": {k: len(v) for k, v in suites.items()}, "metrics": results[name],
               "scores": {suite: serialise(found) for suite, found in scores[name].items()},
-              "outputs": outputs[name], "timing": timing, "wall_s": round(time.perf_counter() - started, 1)}
+              "outputs": outputs[name], "finish": finish[name], "truncation": results[name]["truncation"],
+              "timing": timing, "wall_s": round(time.perf_counter() - started, 1)}
     write_json(out, record)
     return record
 
