@@ -75,13 +75,83 @@ def test_report_pairs_differences_on_the_same_prompts() -> None:
     assert summary["rpo"]["mean"] == 100 and summary["base"]["mean"] == 0 and summary["dpo"]["mean"] == 50
     assert summary["rpo"]["seeds"] == [100, 100] and summary["rpo"]["n"] == n
     rpo_base = report["differences"]["rpo_minus_base"]["ifeval"]
-    assert rpo_base == {"mean": 100, "ci_low": 100, "ci_high": 100, "n": n}
+    assert rpo_base == {"mean": 100, "ci_low": 100, "ci_high": 100, "n": n, "clusters": n, "replicates": 2}
     rpo_dpo = report["differences"]["rpo_minus_dpo"]["ifeval"]
     assert rpo_dpo["mean"] == 50 and 30 < rpo_dpo["ci_low"] < 50 < rpo_dpo["ci_high"] < 70
     assert "rpo_minus_rpo_no_margin" not in report["differences"]  # only comparisons whose arms ran
     assert "dpo_minus_base" in report["differences"]  # every arm against the base model
     table = render_markdown(report)
     assert "| rpo |" in table and "rpo_minus_dpo" in table and "n=40" in table
+
+
+def test_replicate_spread_and_query_clusters_widen_the_interval() -> None:
+    """The hierarchical bootstrap: replicates that disagree widen an arm's CI beyond what prompts alone give,
+    and prompts built on one query move together (fewer independent units -> a wider CI)."""
+    n = 40
+    agree = {"base": _record("base", [False] * n), "rpo-1": _record("rpo-1", [i % 2 == 0 for i in range(n)]),
+             "rpo-2": _record("rpo-2", [i % 2 == 0 for i in range(n)])}
+    disagree = {**agree, "rpo-1": _record("rpo-1", [True] * n), "rpo-2": _record("rpo-2", [False] * n)}
+    width = {}
+    for label, evals in (("agree", agree), ("disagree", disagree)):
+        entry = build_report(evals, {}, resamples=400, confidence=0.95, primary=("rpo", "base"),
+                             primary_suite="ifeval")["summary"]["ifeval"]["rpo"]
+        assert entry["mean"] == 50 and entry["replicates"] == 2
+        width[label] = entry["ci_high"] - entry["ci_low"]
+    assert width["disagree"] > 2 * width["agree"]  # 0 or 100 per replicate: the spread is in the CI
+    clustered = {name: {**r, "clusters": {"ifeval": [f"q{i // 2}" for i in range(n)]}} for name, r in agree.items()}
+    for name in clustered:  # two prompts per query, both pass or both fail
+        passes = [(i // 2) % 2 == 0 for i in range(n)] if name != "base" else [False] * n
+        clustered[name]["scores"] = _record(name, passes)["scores"]
+    entry = build_report(clustered, {}, resamples=400, confidence=0.95, primary=("rpo", "base"),
+                         primary_suite="ifeval")["summary"]["ifeval"]["rpo"]
+    assert entry["clusters"] == n // 2 and entry["ci_high"] - entry["ci_low"] > 1.2 * width["agree"]
+
+
+def test_the_primary_comparison_and_the_noise_floor_lead_the_report() -> None:
+    n = 20
+    evals = {"base": _record("base", [i % 4 == 0 for i in range(n)]),
+             "aa": _record("aa", [i % 4 == 1 for i in range(n)]),
+             "rpo-1": _record("rpo-1", [True] * n), "dpo-1": _record("dpo-1", [i % 2 == 0 for i in range(n)])}
+    for name, record in evals.items():
+        record["outputs"] = {"ifeval": [[f"answer {i}" if name != "aa" or i < 15 else "other"] for i in range(n)]}
+        record["truncation"] = {"all": {"cut": 0.1, "answers": n, "mean_tokens": 50.0}}
+    evals["aa"]["perturbation"] = {"scale": 1e-6, "weights_changed": 10, "weights": 10}
+    report = build_report(evals, {}, resamples=200, confidence=0.95, primary=("rpo", "dpo"), primary_suite="ifeval")
+    primary = report["primary"]
+    assert primary["comparison"] == "rpo_minus_dpo" and primary["mean"] == 50 and primary["halfwidth"] > 0
+    assert report["noise_floor"]["answers"] == {"differ": 5, "turns": n}
+    assert report["noise_floor"]["difference"]["ifeval"]["mean"] == 0  # 5 pass each: same score, other prompts
+    assert "aa" not in report["per_constraint"] and report["truncation"]["rpo-1"]["cut"] == 0.1
+    text = render_markdown(report)
+    assert text.startswith("**Primary comparison (named before the run): rpo_minus_dpo on ifeval: +50.0")
+    assert "A/A noise floor" in text and "differ on 5/20 turns" in text and "**rpo_minus_dpo (primary)**" in text
+
+
+def test_the_aa_model_moves_every_fp32_weight_by_the_relative_scale(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from reverso.study.replicate import perturbed_copy
+
+    record = perturbed_copy(tiny_model_dir, tmp_path / "aa", 1e-6, seed=7)
+    before = load_file(str(next(tiny_model_dir.glob("*.safetensors"))))
+    after = load_file(str(next((tmp_path / "aa").glob("*.safetensors"))))
+    assert set(before) == set(after) and record["weights"] == sum(t.numel() for t in before.values())
+    assert record["weights_changed"] > 0.9 * record["weights"]  # fp32: a relative 1e-6 survives
+    for name, tensor in before.items():
+        relative = ((after[name] - tensor).abs() / tensor.abs().clamp_min(1e-30))
+        assert float(relative.max()) < 1e-4 and float(relative.mean()) < 3e-6
+    assert (tmp_path / "aa/config.json").read_text() == (tiny_model_dir / "config.json").read_text()
+    assert perturbed_copy(tiny_model_dir, tmp_path / "same", 0.0, seed=7)["weights_changed"] == 0
+    same = load_file(str(next((tmp_path / "same").glob("*.safetensors"))))
+    assert all(torch.equal(same[name], tensor) for name, tensor in before.items())
+
+
+def test_primary_comparison_must_name_arms_that_run(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="primary_comparison"):
+        load_params(tmp_path / "missing.yaml", ["study.arms=[dpo, rpo]", "study.primary_comparison=[rpo, ppo]"])
+    assert load_params(tmp_path / "missing.yaml", ["study.arms=[dpo, rpo]"]).study.primary() == ("rpo", "dpo")
+    assert load_params(tmp_path / "missing.yaml", ["study.arms=[rpo]"]).study.primary() == ("rpo", "base")
 
 
 def test_report_refuses_evaluations_on_different_suites() -> None:
@@ -110,14 +180,15 @@ def test_study_smoke_end_to_end(tmp_path: Path) -> None:
     assert "rpo_minus_dpo" in output
 
     study = json.loads((workspace / "metrics/study.json").read_text())
-    models = {"base", *(f"{a}-{s}" for a in ("dpo", "rpo") for s in (1, 2))}
+    models = {"base", "aa", *(f"{a}-{s}" for a in ("dpo", "rpo") for s in (1, 2))}
     assert set(study["arms"]) == models
     assert set(study["summary"]) == {"ifeval", "multi_if", "sysbench"}
     assert "rpo_minus_rpo_no_margin" not in study["differences"]  # that arm was not run
     for key in ("rpo_minus_dpo", "rpo_minus_base", "dpo_minus_base"):
         assert set(study["differences"][key]) == {"ifeval", "multi_if", "sysbench"}
         for entry in study["differences"][key].values():
-            assert set(entry) == {"mean", "ci_low", "ci_high", "n"} and entry["ci_low"] <= entry["ci_high"]
+            assert set(entry) == {"mean", "ci_low", "ci_high", "n", "clusters", "replicates"}
+            assert entry["ci_low"] <= entry["ci_high"] and entry["replicates"] == 2
     assert study["wall_s"] > 0 and study["params"]["study"]["seeds"] == [1, 2]
     assert (workspace / "reports/study/study_per_constraint.png").exists()
     trained = {p.stem: json.loads(p.read_text()) for p in (workspace / "reports/study/train").glob("*.json")}
@@ -133,7 +204,25 @@ def test_study_smoke_end_to_end(tmp_path: Path) -> None:
     assert len(children) == 4  # one child run per arm x seed
     version = mlflow.MlflowClient().get_model_version_by_alias("reverso-policy", "challenger")
     assert version.tags["promotion.decision"] in {"promoted", "rejected"} and version.tags["study.model"] == "rpo-1"
+    assert version.tags["study.primary"] == "rpo_minus_dpo on multi_if"
+    assert study["promotion"]["replicate_versions"][0] == version.version
+    assert len(study["promotion"]["replicate_versions"]) == 2  # every replicate registered, evidence on each
+    draws = {t["data"]["collect_seed"] for t in trained.values()}
+    assert len(draws) == 2  # each replicate trained on its own data draw
+    assert study["noise_floor"]["answers"]["turns"] > 0 and study["primary"]["comparison"] == "rpo_minus_dpo"
+    for arm in ("dpo", "rpo"):  # each arm's first replicate, published as an fp16 adapter with its README line
+        published = workspace / "models/study" / arm
+        assert (published / "adapter_config.json").exists() and study["published"][arm]["model"] == f"{arm}-1"
+        from safetensors.torch import load_file
+
+        assert {str(t.dtype) for t in load_file(str(published / "adapter_model.safetensors")).values()} == {"torch.float16"}
+    assert "| rpo | rpo-1 |" in (workspace / "models/study/README.md").read_text()
 
     again = run([str(bin_dir / "reverso"), "study"], workspace, env)  # a rerun skips every finished item
     assert "study-train@rpo-2: skipped (already finished)" in again
     assert "Running stage" not in again
+
+    decided_again = run([str(bin_dir / "reverso"), "study", "report"], workspace, env)
+    assert "promotion: rejected" in decided_again  # one test draw decides one promotion, never twice
+    again_json = json.loads((workspace / "metrics/study.json").read_text())
+    assert any("already decided" in r for r in again_json["promotion"]["reasons"])

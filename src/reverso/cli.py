@@ -328,7 +328,9 @@ def study(ctx: typer.Context, set_: SetOpt = None, workspace: Path = Path("."),
 @_stage
 def study_train_arm(arm: Annotated[str, typer.Option(help="a study.arms name (e.g. dpo, rpo, rpo_no_margin)")],
                     seed: Annotated[int, typer.Option(help="train.seed of this replicate")],
-                    params: ParamsOpt = Path("params.yaml"), model: Path = BASE, pairs_dir: Path = PAIRS,
+                    params: ParamsOpt = Path("params.yaml"), model: Path = BASE,
+                    pairs_dir: Annotated[Path | None, typer.Option(
+                        help="default: the replicate's own pairs, data/study/data-SEED/pairs")] = None,
                     set_: SetOpt = None) -> None:
     """Train one arm x seed of the study (a DVC stage item: study-train@ARM-SEED)."""
     from reverso.study import train_arm
@@ -338,17 +340,37 @@ def study_train_arm(arm: Annotated[str, typer.Option(help="a study.arms name (e.
     typer.echo(f"study {arm}-{seed}: {result['steps']} steps, loss {result['train_loss']:.4f}")
 
 
+@study_app.command("data")
+@_friendly
+@_stage
+def study_data(seed: Annotated[int, typer.Option(help="the replicate's seed (its data draw: collect.seed + seed)")],
+               params: ParamsOpt = Path("params.yaml"), model: Path = BASE, seed_dir: Path = SEED,
+               set_: SetOpt = None) -> None:
+    """collect -> reverse -> pairs for one replicate (a DVC stage item: study-data@SEED)."""
+    from reverso.study.replicate import build_replicate_data
+
+    summary = build_replicate_data(_params(params, set_), seed, model, seed_dir)
+    typer.echo(f"study data {seed}: collect seed {summary['collect_seed']}, {summary['sessions']} sessions, "
+               f"pairs {summary['pairs']}")
+
+
 @study_app.command("evaluate")
 @_friendly
 @_stage
 def study_evaluate(arm: Annotated[str | None, typer.Option(help="a study.arms name (e.g. dpo, rpo, rpo_no_margin)")] = None,
                    seed: Annotated[int | None, typer.Option(help="the replicate's seed")] = None,
                    base: Annotated[bool, typer.Option("--base", help="evaluate the base model")] = False,
+                   aa: Annotated[bool, typer.Option("--aa", help="evaluate the A/A model (perturbed base)")] = False,
                    params: ParamsOpt = Path("params.yaml"), model: Path = BASE, seed_dir: Path = SEED,
                    set_: SetOpt = None) -> None:
     """Answer the study suites with one model and store per-session scores."""
-    from reverso.study import STUDY_EVAL, STUDY_MODELS, evaluate_model, item_name
+    from reverso.study import STUDY_EVAL, STUDY_MODELS, evaluate_aa, evaluate_model, item_name
 
+    if aa:
+        record = evaluate_aa(_params(params, set_), model, seed_dir)
+        typer.echo(f"study evaluate aa: {record['perturbation']['weights_changed']:,} of "
+                   f"{record['perturbation']['weights']:,} weights moved; {record['suite_sizes']}")
+        return
     if base == (arm is not None or seed is not None) or (not base and (arm is None or seed is None)):
         raise typer.BadParameter("give either --base or both --arm and --seed")
     name = "base" if base else item_name(str(arm), int(seed))  # type: ignore[arg-type]

@@ -72,11 +72,16 @@ def parent_run(params: Params, workspace: str | Path = ".") -> str:
     return run.info.run_id
 
 
-def train_arm(params: Params, arm: str, seed: int, model_dir: Path, pairs_dir: Path,
+def train_arm(params: Params, arm: str, seed: int, model_dir: Path, pairs_dir: Path | None = None,
               workspace: str | Path = ".") -> dict[str, Any]:
-    """Train one arm x seed as a child run of the study; not registered (the report decides that)."""
+    """Train one arm x replicate as a child run of the study; not registered (the report decides that).
+
+    ``pairs_dir`` defaults to the replicate's own pairs (``data/study/data-<seed>/pairs``).
+    """
+    from reverso.study.replicate import replicate_dir, replicate_pairs
     from reverso.train import train
 
+    pairs_dir = pairs_dir or replicate_pairs(params, seed, workspace)
     name = item_name(arm, seed)
     started = time.perf_counter()
     parent = parent_run(params, workspace)
@@ -84,7 +89,9 @@ def train_arm(params: Params, arm: str, seed: int, model_dir: Path, pairs_dir: P
                     Path(workspace) / STUDY_MODELS / name, Path(workspace) / STUDY_TRAIN / f"{name}.json",
                     Path(workspace) / STUDY_TRAIN / name, workspace, register=False,
                     run_name=f"study-{name}", parent_run_id=parent)
-    metrics.update(arm=arm, seed=seed, wall_s=round(time.perf_counter() - started, 1))
+    data = replicate_dir(seed, workspace) / "replicate.json"
+    metrics.update(arm=arm, seed=seed, wall_s=round(time.perf_counter() - started, 1), pairs_dir=str(pairs_dir),
+                   data=json.loads(data.read_text()) if data.exists() else None)
     write_json(Path(workspace) / STUDY_TRAIN / f"{name}.json", metrics)
     return metrics
 
@@ -101,6 +108,12 @@ def study_suites(params: Params, seed_dir: Path) -> tuple[EvaluateParams, dict[s
     return evaluate, build_suites(evaluate, seed_dir)
 
 
+def source_query(session: Any) -> str:
+    """The query text a suite prompt was built on (rules appended after a blank line are not part of it):
+    prompts that share it are one cluster in the study's bootstrap."""
+    return str(session.turns[0].user).split("\n\n", 1)[0]
+
+
 def suites_digest(suites: dict[str, list[Any]]) -> str:
     text = json.dumps({name: [s.model_dump(mode="json") for s in items] for name, items in suites.items()},
                       sort_keys=True)
@@ -108,7 +121,7 @@ def suites_digest(suites: dict[str, list[Any]]) -> str:
 
 
 def evaluate_model(params: Params, name: str, model_dir: Path, adapter: Path | None, seed_dir: Path,
-                   out: Path) -> dict[str, Any]:
+                   out: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Greedy answers of one model on the study suites, with per-session scores for paired bootstraps."""
     from reverso.evaluate import evaluate_models
     from reverso.evaluate.scoring import make_eval_judge
@@ -122,11 +135,47 @@ def evaluate_model(params: Params, name: str, model_dir: Path, adapter: Path | N
                                                judge=make_eval_judge(evaluate.judge), scores=scores, finish=finish)
     record = {"model": name, "split": params.study.split, "suites_digest": suites_digest(suites),
               "suite_sizes": {k: len(v) for k, v in suites.items()}, "metrics": results[name],
+              "clusters": {suite: [source_query(s) for s in items] for suite, items in suites.items()},
               "scores": {suite: serialise(found) for suite, found in scores[name].items()},
               "outputs": outputs[name], "finish": finish[name], "truncation": results[name]["truncation"],
-              "timing": timing, "wall_s": round(time.perf_counter() - started, 1)}
+              "timing": timing, "wall_s": round(time.perf_counter() - started, 1), **(extra or {})}
     write_json(out, record)
     return record
+
+
+def evaluate_aa(params: Params, model_dir: Path, seed_dir: Path, workspace: str | Path = ".") -> dict[str, Any]:
+    """The A/A model (the base with weights x (1 + study.aa_scale * N(0,1))) on the study suites."""
+    from reverso.study.replicate import AA_MODEL, AA_NAME, perturbed_copy
+
+    copy = Path(workspace) / AA_MODEL
+    perturbation = perturbed_copy(Path(model_dir), copy, params.study.aa_scale, seed=params.evaluate.seed)
+    return evaluate_model(params, AA_NAME, copy, None, seed_dir, Path(workspace) / STUDY_EVAL / f"{AA_NAME}.json",
+                          extra={"perturbation": perturbation})
+
+
+def evaluate_champion(params: Params, workspace: Path) -> dict[str, Any] | None:
+    """The registry's @champion on the study suites (test split only; reused while the version is the same),
+    so the promotion compares the challenger with it on the same prompts. None when there is no champion."""
+    from reverso import registry as reg
+
+    if params.study.split != "test":
+        return None
+    reg.setup(params.registry.experiment, workspace)
+    version = reg.version_str(reg.alias_version(params.registry.model_name, reg.CHAMPION))
+    if version is None:
+        return None
+    out = workspace / "reports/study/champion.json"  # not in STUDY_EVAL: the report stage depends on that
+    if out.exists() and json.loads(out.read_text()).get("version") == version:
+        return json.loads(out.read_text())
+    adapter = reg.download_adapter(params.registry.model_name, version)
+    return evaluate_model(params, "champion", workspace / "models/base", adapter, workspace / "data/seed", out,
+                          extra={"version": version})
+
+
+def expected_models(params: Params) -> list[str]:
+    """Every evaluation the report needs: base, the A/A model (when study.aa_scale > 0), arm x replicate."""
+    aa = ["aa"] if params.study.aa_scale > 0 else []
+    return ["base", *aa, *(item_name(a, s) for a in params.study.arms for s in params.study.seeds)]
 
 
 def _load(directory: Path) -> dict[str, dict[str, Any]]:
@@ -139,25 +188,76 @@ def report_study(params: Params, workspace: str | Path = ".", study_json: Path =
     from reverso.study.report import build_report, write_outputs
 
     root = Path(workspace)
-    expected = ["base", *(item_name(a, s) for a in params.study.arms for s in params.study.seeds)]
+    expected = expected_models(params)
     evals = _load(root / STUDY_EVAL)
     missing = [name for name in expected if name not in evals]
     if missing:
         raise FileNotFoundError(f"study evaluations missing for {missing} in {root / STUDY_EVAL}: "
                                 "run `reverso study` (or dvc repro study-evaluate)")
     evals = {name: evals[name] for name in expected}
+    champion = evaluate_champion(params, root)
+    if champion is not None:
+        evals["champion"] = champion
     trains = {name: t for name, t in _load(root / STUDY_TRAIN).items() if name in expected}
-    report = build_report(evals, trains, params.study.bootstrap, params.study.confidence)
+    report = build_report(evals, trains, params.study.bootstrap, params.study.confidence,
+                          primary=params.study.primary(), primary_suite=params.study.primary_suite)
     # Training + evaluation of every item; the study flow prints the end-to-end time (shared stages included).
     report["wall_s"] = round(sum(float(r.get("wall_s", 0)) for r in [*evals.values(), *trains.values()]), 1)
     report["split"] = params.study.split
     report["params"] = {"study": params.study.model_dump(), "train": params.train.model_dump(),
                         "pairs": params.pairs.model_dump(), "collect": params.collect.model_dump(),
                         "evaluate": params.evaluate.model_dump(), "model": params.model.model_dump()}
-    report["promotion"] = promote_from_study(params, report, root)
+    from reverso.study.promotion import promote_from_study
+
+    report["promotion"] = promote_from_study(params, report, evals, root)
+    report["published"] = publish_adapters(params, trains, root)
     write_outputs(report, root / study_json, root / report_dir)
     _log_parent(params, report, root / report_dir, root)
     return report
+
+
+PUBLISHED = Path("models/study")  # models/study/<arm>/: committed fp16 adapters (DVC keeps <arm>-<seed>/)
+
+
+def publish_adapters(params: Params, trains: dict[str, dict[str, Any]], workspace: Path,
+                     limit_mb: float = 10.0) -> dict[str, Any]:
+    """Each arm's first-replicate adapter as fp16 safetensors + adapter_config under ``models/study/<arm>/``,
+    with a README line per arm (data digest, params, MLflow run id), so anyone can re-score it."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from reverso.train import TRAIN_INFO
+
+    published, lines = {}, ["# Study adapters (first replicate of each arm, fp16 LoRA)", "",
+                            "Load with PEFT on the base model (`models/base`, SmolLM2-135M-Instruct): "
+                            "`PeftModel.from_pretrained(base, 'models/study/<arm>')`.", "",
+                            "| arm | replicate | train data | pairs | loss · margin · builder | MLflow run | MB |",
+                            "|---|---|---|---|---|---|---|"]
+    for arm in params.study.arms:
+        name = item_name(arm, params.study.seeds[0])
+        source = workspace / STUDY_MODELS / name
+        if not (source / "adapter_model.safetensors").exists():
+            continue
+        out = workspace / PUBLISHED / arm
+        out.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.to(torch.float16).contiguous() for k, v in load_file(str(source / "adapter_model.safetensors")).items()}
+        save_file(tensors, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
+        (out / "adapter_config.json").write_text((source / "adapter_config.json").read_text())
+        size = (out / "adapter_model.safetensors").stat().st_size / 2**20
+        if size > limit_mb:
+            raise ValueError(f"{out}: {size:.1f} MB fp16 adapter exceeds {limit_mb} MB; lower train.lora.r")
+        info = json.loads((source / TRAIN_INFO).read_text())
+        train = trains.get(name, {})
+        spec = params.study.arms[arm]
+        data = train.get("data") or {}
+        published[arm] = {"path": str(PUBLISHED / arm), "model": name, "run_id": info.get("run_id"),
+                          "pairs_md5": info.get("pairs_md5"), "mb": round(size, 2)}
+        lines.append(f"| {arm} | {name} | collect seed {data.get('collect_seed', '?')}, pairs md5 "
+                     f"{info.get('pairs_md5', '?')} | {train.get('train_pairs', '?')} | {'+'.join(t.type for t in spec.loss)} · "
+                     f"{spec.margin} · {spec.builder} | {info.get('run_id', '?')} | {size:.1f} |")
+    if published:
+        (workspace / PUBLISHED / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return published
 
 
 def _log_parent(params: Params, report: dict[str, Any], report_dir: Path, workspace: Path) -> None:
@@ -179,60 +279,3 @@ def _log_run(run_id: str, metrics: dict[str, float], report_dir: Path) -> None:
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(report_dir), artifact_path="study")
-
-
-def promote_from_study(params: Params, report: dict[str, Any], workspace: Path) -> dict[str, Any]:
-    """Register the first seed's RPO model as @challenger; move @champion only on the study's evidence.
-
-    The RPO replicate registered is fixed in advance (the first seed), never the best-scoring one.
-    Evidence: the paired RPO - base difference on ``study.primary_suite`` has a CI lower bound above
-    ``promote.min_delta`` (points = 100 x the metric), and no other suite could regress by more than
-    ``promote.max_regression`` (its CI lower bound is above -max_regression).
-    """
-    from reverso import registry as reg
-    from reverso.train import TRAIN_INFO
-
-    study, gate = params.study, params.promote
-    if "rpo" not in study.arms or report["params"]["study"]["split"] != "test":
-        return {"decision": "skipped", "reason": "promotion needs the rpo arm on the test split"}
-    diffs = report["differences"].get("rpo_minus_base", {})
-    primary = diffs.get(study.primary_suite)
-    reasons = []
-    if primary is None:
-        reasons.append(f"no rpo - base difference on {study.primary_suite}")
-    elif primary["ci_low"] <= 100 * gate.min_delta:
-        reasons.append(f"{study.primary_suite}: rpo - base CI low {primary['ci_low']:+.2f} pts "
-                       f"<= min_delta {100 * gate.min_delta:.2f}")
-    for suite, entry in diffs.items():
-        if suite != study.primary_suite and entry["ci_low"] < -100 * gate.max_regression:
-            reasons.append(f"{suite}: rpo - base CI low {entry['ci_low']:+.2f} pts could regress beyond "
-                           f"{100 * gate.max_regression:.1f}")
-    promote = not reasons
-    name = item_name("rpo", study.seeds[0])
-    adapter = workspace / STUDY_MODELS / name
-    info = json.loads((adapter / TRAIN_INFO).read_text())
-    reg.setup(params.registry.experiment, workspace)
-    version = _register(adapter, info, params.registry.model_name)
-    evidence = {"study.primary": study.primary_suite, "study.split": study.split, "study.model": name,
-                **({f"study.rpo_minus_base.{k}": round(v, 3) for k, v in primary.items()} if primary else {})}
-    reg.tag_version(params.registry.model_name, version, {
-        **evidence, "promotion.decision": "promoted" if promote else "rejected",
-        "promotion.reason": "; ".join(reasons) or "study evidence"})
-    reg.set_alias(params.registry.model_name, reg.CHALLENGER, version)
-    if promote:
-        reg.set_alias(params.registry.model_name, reg.CHAMPION, version)
-    return {"decision": "promoted" if promote else "rejected", "version": version, "model": name,
-            "reasons": reasons, "primary": primary}
-
-
-def _register(adapter: Path, info: dict[str, Any], model_name: str) -> str:
-    import mlflow
-
-    from reverso import registry as reg
-    from reverso.train.mlflow_model import log_policy
-
-    with mlflow.start_run(run_id=info["run_id"]):
-        logged = reg.with_retries(lambda: log_policy(str(adapter), str(Path(info["base_model"]).resolve())),
-                                  "model logging")
-    return reg.register_version(model_name, info["run_id"], logged.model_uri,
-                                tags={"pairs": "rpo", "study": "true"}, model_id=logged.model_id)
