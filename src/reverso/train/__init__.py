@@ -88,12 +88,15 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def accumulation(params: TrainParams, train_pairs: int) -> int:
-    """Micro-batches per optimizer step: pairs_per_step (at most the training set) over batch x processes."""
+def accumulation(params: TrainParams, train_pairs: int, processes: int | None = None) -> int:
+    """Micro-batches per optimizer step: pairs_per_step (at most the training set) over batch x processes.
+
+    ``processes`` defaults to this launch's WORLD_SIZE (``reverso study --dry-run`` passes the launcher's).
+    """
     if params.gradient_accumulation_steps:
         return params.gradient_accumulation_steps
     per_step = max(1, min(params.pairs_per_step, train_pairs))
-    return max(1, math.ceil(per_step / (params.batch_size * world_size())))
+    return max(1, math.ceil(per_step / (params.batch_size * (processes or world_size()))))
 
 
 def use_bf16(setting: bool | str) -> bool:
@@ -236,11 +239,17 @@ def is_main_process() -> bool:
 
 
 def weights_digest(model: Any) -> str:
-    """A digest of the trainable weights, to check that every DDP rank ends with the same model."""
+    """A digest of the trainable weights, to check that every rank ends with the same model.
+
+    Under DeepSpeed ZeRO-3 each rank holds an empty shard of every parameter: they are gathered
+    first (ref_cache.full_tensors), or the ranks would agree on nothing but empty tensors.
+    """
+    from reverso.train.ref_cache import full_tensors
+
     digest = hashlib.sha256()
-    for name, tensor in sorted((n, p) for n, p in model.named_parameters() if p.requires_grad):
+    for name, tensor in full_tensors(model, trainable_only=True):
         digest.update(name.encode())
-        digest.update(tensor.detach().float().cpu().numpy().round(6).tobytes())
+        digest.update(tensor.float().cpu().numpy().round(6).tobytes())
     return digest.hexdigest()[:16]
 
 
