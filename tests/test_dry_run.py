@@ -126,3 +126,14 @@ def test_dry_run_writes_nothing(workspace: Path) -> None:
     assert _dry_run(workspace, workspace / "recipe.yaml")[0] == 0
     after = {p: p.read_bytes() for p in workspace.rglob("*") if p.is_file()}
     assert after == before
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "configs/accelerate").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_accelerate_config_fits_the_paper_recipe(config: Path) -> None:
+    launcher = f"accelerate launch --config_file {config.relative_to(REPO)} -m reverso.cli"
+    code, out = _dry_run(REPO, Path("configs/study/paper-8b.yaml"), "-S", f"study.train_launcher={launcher}")
+    assert code == 0, out
+    processes = yaml.safe_load(config.read_text())["num_processes"]
+    accumulation = -(-128 // (2 * processes))
+    assert f"{processes} process(es), mixed precision bf16" in out
+    assert f"accumulation {accumulation} -> {2 * processes * accumulation} pairs per optimizer step" in out
