@@ -344,7 +344,8 @@ def study_train_arm(arm: Annotated[str, typer.Option(help="a study.arms name (e.
 
     _tracking_reachable()
     result = train_arm(_params(params, set_), arm, seed, model, pairs_dir)
-    typer.echo(f"study {arm}-{seed}: {result['steps']} steps, loss {result['train_loss']:.4f}")
+    if result:  # empty on non-zero ranks under a multi-process train_launcher
+        typer.echo(f"study {arm}-{seed}: {result['steps']} steps, loss {result['train_loss']:.4f}")
 
 
 @study_app.command("evaluate")

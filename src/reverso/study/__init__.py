@@ -74,16 +74,23 @@ def parent_run(params: Params, workspace: str | Path = ".") -> str:
 
 def train_arm(params: Params, arm: str, seed: int, model_dir: Path, pairs_dir: Path,
               workspace: str | Path = ".") -> dict[str, Any]:
-    """Train one arm x seed as a child run of the study; not registered (the report decides that)."""
-    from reverso.train import train
+    """Train one arm x seed as a child run of the study; not registered (the report decides that).
+
+    Under a multi-process launcher (``study.train_launcher``: accelerate, torchrun) every rank trains;
+    only rank 0 touches MLflow and writes the item's outputs (the other ranks return ``{}``).
+    """
+    from reverso.train import is_main_process, train
 
     name = item_name(arm, seed)
     started = time.perf_counter()
-    parent = parent_run(params, workspace)
+    main = is_main_process()
+    parent = parent_run(params, workspace) if main else None
     metrics = train(arm_train_params(params, arm, seed), params.registry, model_dir, pairs_dir,
                     Path(workspace) / STUDY_MODELS / name, Path(workspace) / STUDY_TRAIN / f"{name}.json",
                     Path(workspace) / STUDY_TRAIN / name, workspace, register=False,
                     run_name=f"study-{name}", parent_run_id=parent)
+    if not main:
+        return {}
     metrics.update(arm=arm, seed=seed, wall_s=round(time.perf_counter() - started, 1))
     write_json(Path(workspace) / STUDY_TRAIN / f"{name}.json", metrics)
     return metrics
