@@ -176,8 +176,6 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    extra = {"attn_implementation": params.attn_implementation} if params.attn_implementation else {}
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True, **extra)
     lora = None
     if params.lora.enabled:
         lora = LoraConfig(r=params.lora.r, lora_alpha=params.lora.alpha, lora_dropout=params.lora.dropout,
@@ -200,6 +198,10 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
         eval_on_start=eval_set is not None,  # the held-out baseline: policy == reference before step 1
         dataloader_pin_memory=torch.cuda.is_available(),
     )
+    # After the training arguments: under accelerate + DeepSpeed ZeRO-3 they register the DeepSpeed
+    # config, so the weights load already partitioned across ranks (zero3_init_flag), not whole on each.
+    extra = {"attn_implementation": params.attn_implementation} if params.attn_implementation else {}
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True, **extra)
     collator = MarginCollator(pad_token_id=tokenizer.pad_token_id, max_length=params.max_length)
     return RPOTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
