@@ -70,7 +70,8 @@ def write_pairs(root: Path, count: int, words: int) -> None:
         rows = [Pair.model_validate({
             "prompt": [{"role": "system", "content": RULES}, {"role": "user", "content": f"Tell me about topic {i}."}],
             "chosen": [{"role": "assistant", "content": f"Topic {i} matters for many reasons. {filler}"}],
-            "rejected": [{"role": "assistant", "content": f"Well, topic {i}, as you know, is, in short, fine. {filler}"}],
+            "rejected": [{"role": "assistant",
+                          "content": f"Well, topic {i}, as you know, is, in short, fine. {filler}"}],
             "margin": 1 + i % 3, "constraints": [{"id": "punctuation:no_comma", "kwargs": {}}],
             "session_id": f"s{i}", "turn": 0, "builder": "rpo"}).model_dump_json() for i in range(n)]
         path.write_text("".join(r + "\n" for r in rows))
@@ -164,14 +165,16 @@ def main() -> None:
     from reverso.study.dry_run import dry_run
 
     report: dict[str, Any] = {"recipe": str(args.recipe), "gpu": gpu, "machine": machine_info(), "budget_s": BUDGET_S}
-    report["machine"]["versions"].update({m: importlib.metadata.version(m) for m in ("vllm", "deepspeed", "accelerate")})
+    extra = ("vllm", "deepspeed", "accelerate")
+    report["machine"]["versions"].update({m: importlib.metadata.version(m) for m in extra})
     checked = dry_run(REPO, args.recipe, [])
     report["dry_run"] = {"errors": checked.errors, "needs": checked.needs, "facts": checked.facts}
     if checked.errors:
         raise SystemExit("the recipe is inconsistent:\n" + checked.render())
     work = Path(tempfile.mkdtemp(prefix="reverso-gpu-check-"))
     model_dir = random_model.build(args.shape, args.tokenizer, work / f"model-{args.shape}")
-    report["model"] = {"shape": args.shape, "weights": "random init", "build_s": round(time.perf_counter() - started, 1)}
+    report["model"] = {"shape": args.shape, "weights": "random init",
+                       "build_s": round(time.perf_counter() - started, 1)}
     remaining = BUDGET_S - (time.perf_counter() - started)
     report["train"] = train_check(args.recipe, model_dir, work / "train", args.steps, timeout_s=0.5 * remaining)
     print(json.dumps({k: v for k, v in report["train"].items() if k != "output_tail"}, indent=2), flush=True)

@@ -81,7 +81,7 @@ def resolve_params(workspace: Path, recipe: Path | None, sets: list[str], report
 
     path = workspace / "params.yaml"
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+        tree = (yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None) or {}
         recipe_items = recipe_overrides(recipe) if recipe else []
         recipe_keys = [parse_override(t)[0] for t in recipe_items]
         set_keys = [parse_override(t)[0] for t in sets]
@@ -91,7 +91,7 @@ def resolve_params(workspace: Path, recipe: Path | None, sets: list[str], report
         report.errors.append(str(exc))
         return None
     try:
-        params = Params.model_validate(tree or {})
+        params = Params.model_validate(tree)
     except ValidationError as err:
         for item in err.errors():
             loc = ".".join(str(p) for p in item["loc"])
@@ -183,7 +183,8 @@ def check_launcher(params: Any, workspace: Path, report: DryRun) -> dict[str, An
         info["declared_accumulation"], info["accumulation_field"] = declared, where
         info["zero_stage"] = ds.get("zero_stage")
     if not isinstance(processes, int) or processes < 1:
-        report.errors.append(f"{config_file or field_name}: num_processes must be a whole number >= 1, got {processes!r}")
+        report.errors.append(f"{config_file or field_name}: num_processes must be a whole number >= 1, "
+                             f"got {processes!r}")
         processes = 1
     info["processes"] = processes
     expected = accumulation(params.train, params.train.pairs_per_step, processes)
