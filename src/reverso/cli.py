@@ -309,10 +309,19 @@ app.add_typer(study_app, name="study")
 @_friendly
 def study(ctx: typer.Context, set_: SetOpt = None, workspace: Path = Path("."),
           recipe: RecipeOpt = None,
-          force: Annotated[bool, typer.Option("--force", help="rerun every item even if up to date")] = False) -> None:
+          force: Annotated[bool, typer.Option("--force", help="rerun every item even if up to date")] = False,
+          dry_run: Annotated[bool, typer.Option(
+              "--dry-run", help="resolve the recipe (params, launcher command, accelerate/DeepSpeed config, backends) "
+                                "and say what the target machine needs; run and write nothing")] = False) -> None:
     """Run the whole study as a Prefect flow over the DVC stages (skips items that already finished)."""
     if ctx.invoked_subcommand is not None:
         return
+    if dry_run:
+        from reverso.study.dry_run import dry_run as resolve
+
+        report = resolve(workspace, recipe, set_ or [])
+        typer.echo(report.render())
+        raise typer.Exit(report.exit_code)
     from reverso.config import recipe_overrides
     from reverso.orchestration import run_study_flow
 
@@ -337,7 +346,8 @@ def study_train_arm(arm: Annotated[str, typer.Option(help="a study.arms name (e.
 
     _tracking_reachable()
     result = train_arm(_params(params, set_), arm, seed, model, pairs_dir)
-    typer.echo(f"study {arm}-{seed}: {result['steps']} steps, loss {result['train_loss']:.4f}")
+    if result:  # empty on non-zero ranks under a multi-process train_launcher
+        typer.echo(f"study {arm}-{seed}: {result['steps']} steps, loss {result['train_loss']:.4f}")
 
 
 @study_app.command("data")

@@ -282,7 +282,7 @@ class EvaluateParams(_Section):
     max_new_tokens: int = Field(384, ge=1)
     batch_size: int = Field(16, ge=1)  # hf backend
     # Greedy decoding of every model (base, policy, champion) on the same backend, in full precision.
-    backend: Literal["openvino", "hf"] = "openvino"
+    backend: Literal["openvino", "hf", "vllm", "openai"] = "openvino"
     # fp16 weights + f32 inference and KV cache: greedy ids = HF fp32 (docs/benchmarks.md).
     openvino: OpenVINOParams = OpenVINOParams()
     judge: EvaluateJudge = EvaluateJudge()

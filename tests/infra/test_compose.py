@@ -56,6 +56,7 @@ def test_no_inline_secrets_and_env_example_covers_every_variable() -> None:
 def test_dockerfiles_pin_torch_and_run_as_non_root() -> None:
     for name in ("Dockerfile", "Dockerfile.cuda"):
         text = (INFRA / name).read_text()
-        assert "torch==2.13.0" in text and "USER reverso" in text and "requirements.lock" in text
+        lock = "requirements-gpu.lock" if name == "Dockerfile.cuda" else "requirements.lock"
+        assert "torch==2.13.0" in text and "USER reverso" in text and f"-r {lock}" in text
         # the OpenVINO exporter's own venv, and the variable that points the backend at it
         assert "requirements-export.lock" in text and "REVERSO_OPENVINO_EXPORTER=/opt/export-venv/" in text

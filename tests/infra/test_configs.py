@@ -44,3 +44,33 @@ def test_gpu_job_template_requests_gpus_and_mounts_the_dvc_cache() -> None:
     assert "nvidia.com/gpu" in container["resources"]["limits"]
     assert any(m["mountPath"].endswith(".dvc/cache") for m in container["volumeMounts"])
     assert spec["nodeSelector"] and template["variables"]["properties"]["gpus"]["default"] >= 1
+
+
+def _pins(path: Path) -> dict[str, str]:
+    from packaging.utils import canonicalize_name
+
+    lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    return {canonicalize_name(n): v for n, v in (line.split("==", 1) for line in lines if line)}
+
+
+# Where the GPU lock must differ from requirements.lock for vllm 0.32.0 (its header says why).
+GPU_LOCK_DIFFERS = {"transformers", "fastapi", "prefect", "numpy", "packaging", "python-slugify"}
+
+
+def test_gpu_lock_is_the_cpu_lock_plus_vllm_and_deepspeed() -> None:
+    """requirements-gpu.lock keeps every runtime pin of requirements.lock (but the documented few) and adds the
+    GPU engines on the same torch, so a package added to one lock and not the other fails here."""
+    cpu, gpu = _pins(REPO / "requirements.lock"), _pins(REPO / "requirements-gpu.lock")
+    assert gpu["torch"] == cpu["torch"] == "2.13.0"
+    assert gpu["vllm"] == "0.32.0" and gpu["deepspeed"] == "0.19.8"
+    assert not set(cpu) - set(gpu), "in requirements.lock but not in requirements-gpu.lock"
+    differing = {name for name in cpu if gpu[name] != cpu[name]}
+    assert differing == GPU_LOCK_DIFFERS, differing
+    header = "\n".join(line for line in (REPO / "requirements-gpu.lock").read_text().splitlines() if line.startswith("#"))
+    assert all(name in header for name in GPU_LOCK_DIFFERS)
+
+
+def test_deepspeed_accumulation_comes_from_params() -> None:
+    """A fixed accumulation in the DeepSpeed config would contradict train.pairs_per_step (the trainer stops)."""
+    config = yaml.safe_load((REPO / "configs/accelerate/deepspeed_zero3.yaml").read_text())
+    assert config["deepspeed_config"]["gradient_accumulation_steps"] == "auto"

@@ -76,19 +76,24 @@ def train_arm(params: Params, arm: str, seed: int, model_dir: Path, pairs_dir: P
               workspace: str | Path = ".") -> dict[str, Any]:
     """Train one arm x replicate as a child run of the study; not registered (the report decides that).
 
-    ``pairs_dir`` defaults to the replicate's own pairs (``data/study/data-<seed>/pairs``).
+    ``pairs_dir`` defaults to the replicate's own pairs (``data/study/data-<seed>/pairs``). Under a
+    multi-process launcher (``study.train_launcher``: accelerate, torchrun) every rank trains; only
+    rank 0 touches MLflow and writes the item's outputs (the other ranks return ``{}``).
     """
     from reverso.study.replicate import replicate_dir, replicate_pairs
-    from reverso.train import train
+    from reverso.train import is_main_process, train
 
     pairs_dir = pairs_dir or replicate_pairs(params, seed, workspace)
     name = item_name(arm, seed)
     started = time.perf_counter()
-    parent = parent_run(params, workspace)
+    main = is_main_process()
+    parent = parent_run(params, workspace) if main else None
     metrics = train(arm_train_params(params, arm, seed), params.registry, model_dir, pairs_dir,
                     Path(workspace) / STUDY_MODELS / name, Path(workspace) / STUDY_TRAIN / f"{name}.json",
                     Path(workspace) / STUDY_TRAIN / name, workspace, register=False,
                     run_name=f"study-{name}", parent_run_id=parent)
+    if not main:
+        return {}
     data = replicate_dir(seed, workspace) / "replicate.json"
     metrics.update(arm=arm, seed=seed, wall_s=round(time.perf_counter() - started, 1), pairs_dir=str(pairs_dir),
                    data=json.loads(data.read_text()) if data.exists() else None)

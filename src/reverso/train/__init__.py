@@ -88,12 +88,15 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def accumulation(params: TrainParams, train_pairs: int) -> int:
-    """Micro-batches per optimizer step: pairs_per_step (at most the training set) over batch x processes."""
+def accumulation(params: TrainParams, train_pairs: int, processes: int | None = None) -> int:
+    """Micro-batches per optimizer step: pairs_per_step (at most the training set) over batch x processes.
+
+    ``processes`` defaults to this launch's WORLD_SIZE (``reverso study --dry-run`` passes the launcher's).
+    """
     if params.gradient_accumulation_steps:
         return params.gradient_accumulation_steps
     per_step = max(1, min(params.pairs_per_step, train_pairs))
-    return max(1, math.ceil(per_step / (params.batch_size * world_size())))
+    return max(1, math.ceil(per_step / (params.batch_size * (processes or world_size()))))
 
 
 def use_bf16(setting: bool | str) -> bool:
@@ -173,8 +176,6 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    extra = {"attn_implementation": params.attn_implementation} if params.attn_implementation else {}
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True, **extra)
     lora = None
     if params.lora.enabled:
         lora = LoraConfig(r=params.lora.r, lora_alpha=params.lora.alpha, lora_dropout=params.lora.dropout,
@@ -197,6 +198,10 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
         eval_on_start=eval_set is not None,  # the held-out baseline: policy == reference before step 1
         dataloader_pin_memory=torch.cuda.is_available(),
     )
+    # After the training arguments: under accelerate + DeepSpeed ZeRO-3 they register the DeepSpeed
+    # config, so the weights load already partitioned across ranks (zero3_init_flag), not whole on each.
+    extra = {"attn_implementation": params.attn_implementation} if params.attn_implementation else {}
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True, **extra)
     collator = MarginCollator(pad_token_id=tokenizer.pad_token_id, max_length=params.max_length)
     return RPOTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
@@ -236,11 +241,17 @@ def is_main_process() -> bool:
 
 
 def weights_digest(model: Any) -> str:
-    """A digest of the trainable weights, to check that every DDP rank ends with the same model."""
+    """A digest of the trainable weights, to check that every rank ends with the same model.
+
+    Under DeepSpeed ZeRO-3 each rank holds an empty shard of every parameter: they are gathered
+    first (ref_cache.full_tensors), or the ranks would agree on nothing but empty tensors.
+    """
+    from reverso.train.ref_cache import full_tensors
+
     digest = hashlib.sha256()
-    for name, tensor in sorted((n, p) for n, p in model.named_parameters() if p.requires_grad):
+    for name, tensor in full_tensors(model, trainable_only=True):
         digest.update(name.encode())
-        digest.update(tensor.detach().float().cpu().numpy().round(6).tobytes())
+        digest.update(tensor.float().cpu().numpy().round(6).tobytes())
     return digest.hexdigest()[:16]
 
 

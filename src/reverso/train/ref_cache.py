@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +26,52 @@ def _normal_name(name: str) -> str:
     return name.replace("base_model.model.", "", 1).replace(".base_layer", "")
 
 
+def is_partitioned(tensor: Any) -> bool:
+    """A DeepSpeed ZeRO-3 parameter: this rank holds a shard, the tensor itself is empty (``ds_*`` attributes)."""
+    return hasattr(tensor, "ds_id") or (tensor.numel() == 0 and hasattr(tensor, "ds_shape"))
+
+
+@contextmanager
+def gathered(param: Any) -> Iterator[None]:
+    """The full value of a ZeRO-3 parameter for the duration (a collective: every rank must call it, same order)."""
+    try:
+        import deepspeed
+    except ImportError:
+        raise RuntimeError(
+            f"a parameter of shape {tuple(getattr(param, 'ds_shape', ()))} is partitioned by DeepSpeed ZeRO-3 but "
+            "deepspeed is not importable here, so its value cannot be gathered; hashing its empty shard would give "
+            "every model the same digest (pip install -r requirements-gpu.lock)") from None
+    with deepspeed.zero.GatheredParameters([param], modifier_rank=None):
+        yield
+
+
+def full_tensors(model: Any, names: Callable[[str], bool] = lambda _: True, key: Callable[[str], str] = str,
+                 trainable_only: bool = False) -> Iterator[tuple[str, Any]]:
+    """``(name, full tensor)`` sorted by ``key(name)``; a ZeRO-3 partitioned parameter is gathered one at a time.
+
+    Under ZeRO-3 ``state_dict()`` and ``named_parameters()`` hold empty shards: hashing them would give
+    every model the same digest. Plain tensors pass through unchanged (a digest is the same with and
+    without ZeRO-3), and only one gathered parameter is held at a time (an 8B model never is whole).
+    """
+    if trainable_only:
+        items = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    else:
+        items = list(model.state_dict(keep_vars=True).items())
+    for name, tensor in sorted(((n, t) for n, t in items if names(n)), key=lambda e: key(e[0])):
+        if is_partitioned(tensor):
+            with gathered(tensor):
+                yield name, tensor.data.detach().cpu().clone()
+        else:
+            yield name, tensor.detach()
+
+
 def base_weights_digest(model: Any) -> str:
-    """SHA-256 of the base weights (names, dtypes, values), LoRA adapter weights left out."""
+    """SHA-256 of the base weights (names, dtypes, values), LoRA adapter weights left out (ZeRO-3: gathered)."""
     import torch
 
     digest = hashlib.sha256()
-    for name, tensor in sorted((_normal_name(n), t) for n, t in model.state_dict().items() if "lora_" not in n):
-        tensor = tensor.detach().cpu()
+    for raw, tensor in full_tensors(model, lambda n: "lora_" not in n, key=_normal_name):
+        tensor, name = tensor.cpu(), _normal_name(raw)
         digest.update(name.encode())
         digest.update(str(tensor.dtype).encode())
         if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16
