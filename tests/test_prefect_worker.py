@@ -108,8 +108,11 @@ def test_worker_executes_a_triggered_and_a_scheduled_deployment(tmp_path: Path) 
                 runs = post(f"{api}/flow_runs/filter", {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
                 scheduled = next((r for r in runs if r["state_type"] in FINAL), None)
                 time.sleep(2)
-            errors = [line for line in (tmp_path / "prefect.log").read_text().splitlines() if "Error" in line]
-            assert scheduled is not None, f"no scheduled run finished; server errors: {errors[-5:]}"
+            server_log = (tmp_path / "prefect.log").read_text()
+            hint = " (Prefect 3.8's scheduler fails on SQLAlchemy 2.1: pin SQLAlchemy<2.1)" \
+                if "bulk_dml" in server_log else ""
+            errors = [line for line in server_log.splitlines() if "Error" in line]
+            assert scheduled is not None, f"no scheduled run finished{hint}; server errors: {errors[-5:]}"
             run([prefect, "deployment", "schedule", "clear", f"reverso-pipeline/{name}", "--accept-yes"], workspace,
                 client_env)
             assert scheduled["state_type"] == "COMPLETED", (scheduled["state"], worker_log.read_text()[-4000:])
