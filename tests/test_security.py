@@ -123,3 +123,18 @@ def test_secrets_from_env_never_reach_mlflow_or_logs(tiny_model_dir: Path, tmp_p
     haystacks += [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]  # mlflow.db, artefacts, outputs
     for value in secrets.values():
         assert not any(value.encode() in h for h in haystacks), f"secret {value[:6]}... leaked"
+
+
+def test_committed_dvc_and_prefect_config_hold_no_credentials() -> None:
+    """S3 keys come from the environment (AWS_*): never from the committed .dvc/config or prefect.yaml."""
+    from configobj import ConfigObj
+
+    root = SRC.parents[1]
+    config = ConfigObj(str(root / ".dvc/config"))
+    credential_keys = {"access_key_id", "secret_access_key", "session_token", "password", "credentialpath",
+                       "profile"}
+    found = [f"{section}.{key}" for section, values in config.items() if isinstance(values, dict)
+             for key in values if key in credential_keys]
+    assert not found, f".dvc/config holds credentials: {found}; set AWS_* in the environment instead"
+    text = (root / "prefect.yaml").read_text()
+    assert not re.search(r"(?i)(secret|password|access_key|api_key)\s*:", text)
