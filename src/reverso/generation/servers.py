@@ -166,6 +166,8 @@ class VLLMSampler:
         kwargs: dict[str, Any] = {"model": str(model_path), "dtype": params.dtype, "seed": seed,
                                   "tensor_parallel_size": params.tensor_parallel_size,
                                   "enforce_eager": params.enforce_eager, "trust_remote_code": False}
+        if params.tensor_parallel_size == 1:  # one device: the engine's worker runs in this process
+            kwargs["distributed_executor_backend"] = "uni"
         if params.kv_cache_gb is not None:
             kwargs["kv_cache_memory_bytes"] = int(params.kv_cache_gb * 2**30)
         if params.max_model_len is not None:
