@@ -186,8 +186,10 @@ def test_factory_wires_server_fields_and_refuses_an_unserved_adapter(endpoint, t
     served = make_sampler("openai", tmp_path, tmp_path / "adapter", server=params, served_as="policy-lora")
     served.generate([convo("x")], 1, GREEDY)
     assert script.requests[0]["body"]["model"] == "policy-lora"
+    with pytest.raises(ValueError, match="base_url and model_name"):
+        EvaluateParams(backend="openai")  # refused at load, before any stage runs
     with pytest.raises(ValueError, match="evaluate.base_url"):
-        make_sampler("openai", tmp_path, server=EvaluateParams(backend="openai"), section="evaluate")
+        make_sampler("openai", tmp_path, server=None, section="evaluate")
 
 
 def test_evaluate_names_the_missing_served_adapter(tmp_path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from reverso.config_base import _Section
 
@@ -44,3 +44,10 @@ class ServerFields(_Section):
     # Requests in flight at once (one completion each): a continuous-batching server batches them.
     concurrency: int = Field(8, ge=1, le=256)
     vllm: VLLMParams = VLLMParams()
+
+    @model_validator(mode="after")
+    def _server_named(self) -> ServerFields:
+        if getattr(self, "backend", None) == "openai" and not (self.base_url and self.model_name):
+            raise ValueError("backend openai needs base_url and model_name (the server's /v1 URL and the name it "
+                             "serves the model under; docs/scale-out.md)")
+        return self
