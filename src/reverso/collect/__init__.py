@@ -22,11 +22,12 @@ from reverso.prompts import as_dicts, session_constraints, turn_messages
 __all__ = ["PROGRESS_DIR", "collect", "make_sampler", "sample_responses"]
 
 
-def make_sampler(params: SamplerParams, model_dir: str | Path) -> Sampler:
+def make_sampler(params: SamplerParams, model_dir: str | Path, seed: int = 0) -> Sampler:
     """The policy sampler ``collect.sampler.backend`` names (openvino | hf | vllm | openai)."""
     if params.backend == "openai" and (not params.base_url or not params.model_name):
         raise ValueError("collect.sampler.base_url and collect.sampler.model_name are required for backend=openai")
-    return build_sampler(params.backend, model_dir, openvino=params.openvino, batch_size=params.batch_size, server=params)
+    return build_sampler(params.backend, model_dir, openvino=params.openvino, batch_size=params.batch_size,
+                         server=params, seed=seed)
 
 
 def best_sample(session: Session, turn: int, texts: list[str], finished: list[bool] | None = None) -> int:
@@ -140,7 +141,7 @@ def collect(
     if not sessions:
         raise DataError(f"{source}: no valid sessions (see {sessions_out} quarantine file)")
     started = time.perf_counter()
-    sampler = sampler or make_sampler(params.sampler, model_dir)
+    sampler = sampler or make_sampler(params.sampler, model_dir, params.seed)
     progress = (Progress.for_run(Path(progress_dir), fingerprint(sessions, params, model_dir, sampler.name))
                 if progress_dir is not None else None)
     if progress is not None and progress.done:

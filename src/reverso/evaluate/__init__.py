@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, TypedDict
 
-from reverso.config import EvaluateParams, RegistryParams
+from reverso.config import ConfigError, EvaluateParams, RegistryParams
 from reverso.contracts import Message, Session
 from reverso.generation import GenerationSettings, Sampler, make_sampler
 from reverso.evaluate.loaders import LOADERS
@@ -107,6 +107,19 @@ def load_official(params: EvaluateParams) -> tuple[dict[str, list[Session]], dic
     return suites, unsupported
 
 
+def served_adapter(params: EvaluateParams, name: str, adapter: Path | None) -> str | None:
+    """backend openai: the name the server serves model ``name``'s adapter under (None for the base)."""
+    if params.backend != "openai" or adapter is None:
+        return None
+    served = params.served_adapters.get(name)
+    if not served:
+        raise ConfigError(
+            f"evaluate.backend=openai cannot load the {name} adapter ({adapter}) into the server: serve it "
+            f"(e.g. `vllm serve <base> --enable-lora --lora-modules {name}=<adapter dir>`) and set "
+            f"evaluate.served_adapters.{name}, or evaluate on backend vllm, openvino or hf (docs/scale-out.md)")
+    return served
+
+
 def evaluate_models(models: dict[str, tuple[Path, Path | None]], suites: dict[str, list[Session]],
                     params: EvaluateParams, judge: Any = None, scores: dict[str, Scores] | None = None,
                     finish: dict[str, dict[str, list[list[Answer]]]] | None = None,
@@ -114,10 +127,13 @@ def evaluate_models(models: dict[str, tuple[Path, Path | None]], suites: dict[st
     """Generate + score for each named (base model dir, adapter or None); ``scores`` gets per-turn scores,
     ``finish`` each answer's finish reason and length; ``results[name]["truncation"]`` summarises them."""
     results, outputs, timing = {}, {}, {"generation_s": 0.0, "scoring_s": 0.0}
+    served = {name: served_adapter(params, name, adapter) for name, (_, adapter) in models.items()}  # fail early
     for name, (model_dir, adapter) in models.items():
-        # evaluate.backend: openvino (a cached export of base + merged adapter, f32) or hf
+        # evaluate.backend: openvino (a cached export of base + merged adapter, f32), hf, vllm (base +
+        # merged adapter, cached) or openai (the server serves base and adapters; served_adapters names them)
         sampler = make_sampler(params.backend, model_dir, adapter, openvino=params.openvino,
-                               batch_size=params.batch_size)
+                               batch_size=params.batch_size, server=params, seed=params.seed,
+                               served_as=served[name], section="evaluate")
         started = time.perf_counter()
         ends: dict[str, list[list[Answer]]] = {} if finish is None else finish.setdefault(name, {})
         outputs[name] = generate_suites(sampler, suites, params, ends)
@@ -128,6 +144,8 @@ def evaluate_models(models: dict[str, tuple[Path, Path | None]], suites: dict[st
         timing["generation_s"] += scored - started
         timing["scoring_s"] += time.perf_counter() - scored
         # One model's engine at a time: the next model's merge and export must not stack on it.
+        if hasattr(sampler, "close"):
+            sampler.close()
         del sampler
         gc.collect()
         return_freed_memory()

@@ -10,6 +10,10 @@ Conversation = list[dict[str, str]]
 HF_DEFAULT_TOP_K = 50
 
 
+class GenerationError(RuntimeError):
+    """A generation backend could not run (server down or refusing, engine missing); the message says why."""
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     temperature: float  # 0 = greedy
