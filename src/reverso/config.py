@@ -14,6 +14,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from reverso.config_base import ConfigError, _Section
+from reverso.config_improve import ImproveParams
 from reverso.config_train import BUILTIN_ARMS, ArmSpec, LoraParams, LossTerm, TrainParams, with_arm
 
 __all__ = ["ArmSpec", "ConfigError", "LoraParams", "LossTerm", "TrainParams", "with_arm"]
@@ -394,6 +395,7 @@ class Params(_Section):
     promote: PromoteParams = PromoteParams()
     study: StudyParams = StudyParams()
     inspect: InspectParams = InspectParams()
+    improve: ImproveParams = ImproveParams()
 
     @model_validator(mode="after")
     def _lengths_agree(self) -> Params:

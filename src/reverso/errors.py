@@ -6,6 +6,7 @@ from __future__ import annotations
 def KNOWN_ERRORS() -> tuple[type[BaseException], ...]:  # noqa: N802 - reads like a constant at call sites
     from reverso.config import ConfigError
     from reverso.constraints.base import ConstraintError
+    from reverso.improve import ImproveError
     from reverso.io import DataError
     from reverso.pairs.validate import ValidationFailed
     from reverso.prepare_model import ModelSourceError
@@ -16,4 +17,4 @@ def KNOWN_ERRORS() -> tuple[type[BaseException], ...]:  # noqa: N802 - reads lik
     from reverso.tracking import TrackingUnreachable
 
     return (ConfigError, ConstraintError, DataError, ValidationFailed, ModelSourceError, RegistryError,
-            PipelineError, FileNotFoundError, WorkspaceBusy, TrackingUnreachable)
+            PipelineError, FileNotFoundError, WorkspaceBusy, TrackingUnreachable, ImproveError)
