@@ -107,7 +107,7 @@ def test_improve_smoke_resume_lineage_and_losing_round(tmp_path: Path, monkeypat
 
     reg.setup("reverso", workspace)
     client = MlflowClient()
-    assert client.get_model_version_by_alias("reverso-policy", "champion").version == first["champion_after"]
+    assert str(client.get_model_version_by_alias("reverso-policy", "champion").version) == first["champion_after"]
     for decision, parent in ((first, seeded), (second, first["champion_after"])):
         tags = client.get_model_version("reverso-policy", decision["challenger_version"]).tags
         assert tags["improve.round"] == str(decision["round"]) and tags["improve.parent_version"] == parent

@@ -38,7 +38,8 @@ def test_scheduled_improve_round_runs_on_a_real_worker(tmp_path: Path) -> None:
     api = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_UI_ENABLED="false", DO_NOT_TRACK="1", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+               PREFECT_UI_ENABLED="false", DO_NOT_TRACK="1", PREFECT_WORKER_QUERY_SECONDS="2",
+               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
     client_env = {**env, "PREFECT_API_URL": api, "REVERSO_WORKSPACE": str(workspace)}
     with server([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                 f"{api}/health", env, tmp_path / "prefect.log"):
@@ -47,7 +48,8 @@ def test_scheduled_improve_round_runs_on_a_real_worker(tmp_path: Path) -> None:
         run([str(BIN / "prefect"), "--no-prompt", "deploy", "--name", "reverso-improve"], workspace, client_env)
         deployment = next(d for d in post(f"{api}/deployments/filter", {}) if d["name"] == "reverso-improve")
         assert deployment["schedules"] and deployment["schedules"][0]["schedule"].get("cron")  # registered
-        assert deployment["concurrency_limit"] == 1 and deployment["parameters"]["next_round"] is True
+        assert (deployment.get("global_concurrency_limit") or {}).get("limit") == 1
+        assert deployment["parameters"]["next_round"] is True
 
         with (tmp_path / "worker.log").open("w") as log:
             worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "reverso-process",
