@@ -85,7 +85,9 @@ def plot_curve(report: dict[str, Any], png: Path) -> None:
                   if r["validation"].get(who) and r["validation"][who].get("mean") is not None]
         for x, ci, decision in points:
             low, high = ci.get("ci_low"), ci.get("ci_high")
-            err = [[ci["mean"] - low], [high - ci["mean"]]] if low is not None and high is not None else None
+            # a percentile interval may sit (by rounding) a hair off its mean: bars never go negative
+            err = ([[max(0.0, ci["mean"] - low)], [max(0.0, high - ci["mean"])]]
+                   if low is not None and high is not None else None)
             filled = who != "challenger" or decision == "promoted"
             ax.errorbar([x], [ci["mean"]], yerr=err, fmt="o", color=colour, capsize=4,
                         markerfacecolor=colour if filled else "white")
