@@ -119,7 +119,10 @@ def write_report(params: Params, workspace: Path) -> dict[str, Any]:
 def _log(report: dict[str, Any], workspace: Path) -> None:
     import mlflow
 
+    flow_run = _load(workspace / ".reverso/flow-run.json")  # the Prefect flow run driving this campaign now
     with mlflow.start_run(run_id=report["parent_run_id"]):
+        if flow_run.get("id"):
+            mlflow.set_tags({"prefect.flow_run_id": flow_run["id"], "prefect.flow_run_name": flow_run.get("name", "")})
         for row in report["rounds"]:
             for who, ci in row["validation"].items():
                 if ci and ci.get("mean") is not None:
