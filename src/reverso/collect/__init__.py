@@ -22,11 +22,12 @@ from reverso.prompts import as_dicts, session_constraints, turn_messages
 __all__ = ["PROGRESS_DIR", "collect", "make_sampler", "sample_responses"]
 
 
-def make_sampler(params: SamplerParams, model_dir: str | Path, seed: int = 0) -> Sampler:
-    """The policy sampler ``collect.sampler.backend`` names (openvino | hf | vllm | openai)."""
+def make_sampler(params: SamplerParams, model_dir: str | Path, adapter: str | Path | None = None,
+                 seed: int = 0) -> Sampler:
+    """The policy sampler ``collect.sampler.backend`` names (openvino | hf | vllm | openai), base + ``adapter``."""
     if params.backend == "openai" and (not params.base_url or not params.model_name):
         raise ValueError("collect.sampler.base_url and collect.sampler.model_name are required for backend=openai")
-    return build_sampler(params.backend, model_dir, openvino=params.openvino, batch_size=params.batch_size,
+    return build_sampler(params.backend, model_dir, adapter, openvino=params.openvino, batch_size=params.batch_size,
                          server=params, seed=seed)
 
 
@@ -111,11 +112,13 @@ def collect(
     metrics_out: str | Path,
     sampler: Sampler | None = None,
     progress_dir: str | Path | None = None,
+    adapter: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the collect stage; returns (and writes) its metrics.
 
     Sessions too long for the model's context are quarantined before sampling; sampled batches are
     recorded in ``progress_dir`` (the CLI uses ``PROGRESS_DIR``) so a killed run resumes; the outputs are written together at the end.
+    ``adapter``: sample with base + this LoRA adapter (the improve loop samples with its champion).
     """
     if params.sessions_file or params.hf_dataset:
         source = params.sessions_file or params.hf_dataset
@@ -141,12 +144,14 @@ def collect(
     if not sessions:
         raise DataError(f"{source}: no valid sessions (see {sessions_out} quarantine file)")
     started = time.perf_counter()
-    sampler = sampler or make_sampler(params.sampler, model_dir, params.seed)
-    progress = (Progress.for_run(Path(progress_dir), fingerprint(sessions, params, model_dir, sampler.name))
+    sampler = sampler or make_sampler(params.sampler, model_dir, adapter, params.seed)
+    policy = f"{model_dir}+{adapter}" if adapter is not None else str(model_dir)
+    identity = [model_dir, *([adapter] if adapter is not None else [])]
+    progress = (Progress.for_run(Path(progress_dir), fingerprint(sessions, params, identity, sampler.name))
                 if progress_dir is not None else None)
     if progress is not None and progress.done:
         print(f"collect: resuming: {len(progress.done)} batches already sampled ({progress.path})")
-    responses = sample_responses(sessions, sampler, params, model_name=str(model_dir), progress=progress)
+    responses = sample_responses(sessions, sampler, params, model_name=policy, progress=progress)
     elapsed = time.perf_counter() - started
     write_jsonl(sessions_out, sessions)
     write_jsonl(responses_out, responses)

@@ -29,12 +29,16 @@ def _model_identity(model_dir: str | Path) -> list[Any]:
                                     for p in sorted(root.iterdir()) if p.is_file()]
 
 
-def fingerprint(sessions: list[Session], params: CollectParams, model_dir: str | Path, sampler_name: str) -> str:
+def fingerprint(sessions: list[Session], params: CollectParams, model_dir: str | Path | list[Any],
+                sampler_name: str) -> str:
+    """``model_dir``: a folder, or [base folder, adapter folder] when sampling with an adapter."""
     digest = hashlib.sha256()
     for session in sessions:
         digest.update(session.model_dump_json().encode())
     digest.update(params.model_dump_json().encode())
-    digest.update(json.dumps([_model_identity(model_dir), sampler_name]).encode())
+    folders = model_dir if isinstance(model_dir, list) else [model_dir]
+    identity = [_model_identity(folder) for folder in folders]
+    digest.update(json.dumps([identity[0] if len(identity) == 1 else identity, sampler_name]).encode())
     return digest.hexdigest()[:20]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from reverso.config import InspectParams
 from reverso.inspect import charts as chart_specs
-from reverso.inspect.eval_view import build_eval_view, training_view
+from reverso.inspect.eval_view import build_eval_view, improve_view, training_view
 from reverso.inspect.headline import headline, per_constraint_plot, quarantine_rates, suites_plot, truncation_rate
 from reverso.inspect.load import read_json
 from reverso.inspect.pairs_view import build_pairs_view
@@ -85,6 +85,8 @@ def inspect(params: InspectParams, workspace: str | Path = ".", out_dir: str | P
                                   root / "data/verdicts.jsonl", metrics_dir / "pairs.json")
     eval_view = build_eval_view(root / "reports/eval_outputs.jsonl", metrics_dir / "eval.json")
     eval_view["training"] = training_view(read_json(metrics_dir / "train.json"))
+    # the self-improving loop's curve, when `reverso improve` has run here (read as found: not a DVC dep of inspect)
+    eval_view["improve"] = improve_view(read_json(metrics_dir / "improve.json"), plots_dir / "improve_curve.png")
     curves = read_json(plots_dir / "train_curves.json").get("curves") or []
     specs = {"suites": chart_specs.suites_chart(eval_view["summary"]),
              "per-constraint": chart_specs.per_constraint_chart(eval_view["per_constraint"]),

@@ -154,3 +154,30 @@ def training_view(train: dict[str, Any]) -> dict[str, Any]:
     return {"arm": train.get("arm"), "loss": train.get("loss"), "regime": train.get("regime") or {},
             "before": reading.get("before") or {}, "after": after,
             "type_accuracy": sorted(types, key=lambda r: (r.get("accuracy", 0), r["rule"]))}
+
+
+def improve_view(report: dict[str, Any], curve_png: Any) -> dict[str, Any]:
+    """The self-improving loop's rounds (metrics/improve.json) and its curve, for the evaluation page."""
+    import base64
+    from pathlib import Path
+
+    if not report.get("rounds"):
+        return {}
+    rows = []
+    for row in report["rounds"]:
+        validation = row.get("validation") or {}
+        rows.append({"round": row.get("round"), "challenger": row.get("challenger_version"),
+                     "champion_before": row.get("champion_before"), "decision": row.get("decision"),
+                     "reason": row.get("reason") or "", "value": number(validation.get("challenger")),
+                     "value_ci": interval(validation.get("challenger")),
+                     "vs": number(validation.get("vs_champion") or validation.get("vs_base")),
+                     "vs_ci": interval(validation.get("vs_champion") or validation.get("vs_base")),
+                     "vs_label": "champion" if validation.get("vs_champion") else "base",
+                     "pairs": (row.get("pairs") or {}).get("train"), "wall_s": row.get("wall_s")})
+    final = report.get("final_test") or {}
+    path = Path(curve_png)
+    image = base64.b64encode(path.read_bytes()).decode() if path.exists() else None
+    return {"metric": report.get("metric"), "rounds": rows, "champion": report.get("champion"),
+            "final": {"champion": final.get("champion_version"), "skipped": final.get("skipped"),
+                      "diff": number(final.get("vs_base")), "diff_ci": interval(final.get("vs_base"))},
+            "curve_png": image}

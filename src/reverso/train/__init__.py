@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TRAIN_INFO = "reverso_train.json"
 REF_CACHE = Path(".reverso/ref-cache")  # pair datasets + TRL's cached reference log-probs
 DATASET_FORMAT = 2  # bump when the columns of the cached pair datasets change
+
+
+@dataclass(frozen=True)
+class StartFrom:
+    """Continue training a trained LoRA adapter (the improve loop's champion) instead of a fresh one."""
+
+    adapter: Path
+    reference: str = "base"  # base: adapters disabled · champion: a frozen copy of ``adapter``
+
+    def facts(self) -> dict[str, str]:
+        from reverso.registry import file_md5
+
+        return {"start_adapter_md5": file_md5(self.adapter / "adapter_model.safetensors"),
+                "reference": self.reference}
 
 
 def load_pair_dataset(path: Path, cache_root: Path) -> tuple[Any, list[Any]]:
@@ -162,7 +177,7 @@ def _mlflow_callback() -> Any:
 
 
 def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_set: Any, work_dir: Path,
-                   ref_cache_dir: Path | None = None) -> Any:
+                   ref_cache_dir: Path | None = None, start: StartFrom | None = None) -> Any:
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -177,7 +192,11 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     lora = None
-    if params.lora.enabled:
+    if start is not None:  # continue training a trained adapter (its LoRA shape is the adapter's own)
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(start.adapter), is_trainable=True)
+    elif params.lora.enabled:
         lora = LoraConfig(r=params.lora.r, lora_alpha=params.lora.alpha, lora_dropout=params.lora.dropout,
                           target_modules=params.lora.target_modules, task_type="CAUSAL_LM")
     loss_types, loss_weights = trl_loss(params.loss)
@@ -207,12 +226,16 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
         peft_config=lora, data_collator=collator, gamma=params.margin_gamma, margin_mode=params.margin_mode,
         loss_names=[t.type for t in params.loss], simpo_gamma=params.simpo_gamma, ref_cache_dir=ref_cache_dir,
+        base_reference=start is not None and start.reference == "base",
     )
 
 
-def checkpoint_dir(workspace: Path, params: TrainParams, model_dir: Path, pairs_hash: str) -> Path:
+def checkpoint_dir(workspace: Path, params: TrainParams, model_dir: Path, pairs_hash: str,
+                   start: StartFrom | None = None) -> Path:
     """Checkpoints are keyed by everything that shapes the run, so a resume never mixes runs."""
     fingerprint = {k: v for k, v in curated_params(params, model_dir, pairs_hash).items() if k != "git_commit"}
+    if start is not None:
+        fingerprint.update(start.facts())
     digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return workspace / ".reverso" / "checkpoints" / f"train-{digest}"
 
@@ -256,17 +279,19 @@ def weights_digest(model: Any) -> str:
 
 
 def _fit(params: TrainParams, model_dir: Path, train_set: Any, eval_set: Any, ckpt: Path,
-         staging: Path, ref_cache: Path, eval_pairs: list[Any]) -> tuple[Any, Any, Path | None, list[str]]:
+         staging: Path, ref_cache: Path, eval_pairs: list[Any],
+         start: StartFrom | None = None) -> tuple[Any, Any, Path | None, list[str]]:
     """Train (on every rank under accelerate), save the adapter into ``staging``."""
     from reverso.train.diagnostics import held_out_facts
 
     resume = latest_checkpoint(ckpt)
     if resume is not None:
         print(f"resuming training from {resume}")
-    trainer = _build_trainer(params, model_dir, train_set, eval_set, ckpt, ref_cache)
+    trainer = _build_trainer(params, model_dir, train_set, eval_set, ckpt, ref_cache, start)
     trainer.held_out_facts = held_out_facts(eval_pairs) if eval_pairs else None
     trainer.add_callback(_mlflow_callback())
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    trainer.drop_reference_adapter()
     trainer.save_model(str(staging))
     digests = trainer.accelerator.gather_for_metrics([weights_digest(trainer.model)], use_gather_object=True)
     return trainer, result, resume, list(digests)
@@ -294,6 +319,7 @@ def train(
     run_name: str | None = None,
     parent_run_id: str | None = None,
     ref_cache_dir: str | Path | None = None,
+    start: StartFrom | None = None,
 ) -> dict[str, Any]:
     """Train one arm, save the adapter atomically, log to MLflow and register a version as @challenger.
 
@@ -302,6 +328,8 @@ def train(
     ``register=False`` (study arms) logs the run only; ``parent_run_id`` nests it under a study run.
     Reference log-probs are cached in ``ref_cache_dir`` (default ``<workspace>/.reverso/ref-cache``)
     keyed by what they depend on only, so every arm and seed on the same pairs shares them.
+    ``start`` (the improve loop) continues training a trained adapter instead of a fresh LoRA, against
+    the base model or that adapter as the DPO reference.
 
     Works as one process or under ``accelerate launch`` (DDP, DeepSpeed, FSDP): every rank trains;
     rank 0 alone writes outputs and talks to MLflow.
@@ -324,12 +352,12 @@ def train(
         raise DataError(f"{train_file}: no training pairs; collect more samples or lower pairs.g_min")
     eval_set, eval_pairs = load_pair_dataset(Path(pairs_dir) / params.pair_set / "eval.jsonl", cache_root)
     pairs_hash = reg.file_md5(train_file)
-    ckpt = checkpoint_dir(Path(workspace), params, model_dir, pairs_hash)
+    ckpt = checkpoint_dir(Path(workspace), params, model_dir, pairs_hash, start)
     main = is_main_process()
     if not main:
         staging = Path(tempfile.mkdtemp(prefix="reverso-rank-"))
         try:
-            _fit(params, model_dir, train_set, eval_set, ckpt, staging, cache_root, eval_pairs)
+            _fit(params, model_dir, train_set, eval_set, ckpt, staging, cache_root, eval_pairs, start)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return {}
@@ -342,10 +370,10 @@ def train(
     try:
         with _start_run(ckpt, run_name or f"train-{params.arm}", parent_run_id) as run:
             if latest_checkpoint(ckpt) is None:
-                mlflow.log_params(curated_params(params, model_dir, pairs_hash))
+                mlflow.log_params({**curated_params(params, model_dir, pairs_hash), **(start.facts() if start else {})})
             mlflow.set_tags({"reverso.stage": "train", "reverso.pairs_md5": pairs_hash, "reverso.arm": params.arm})
             trainer, result, resume, digests = _fit(params, model_dir, train_set, eval_set, ckpt, staging,
-                                                    cache_root, eval_pairs)
+                                                    cache_root, eval_pairs, start)
             metrics, history = report.summarise(trainer, result, resume, train_set, eval_set, digests,
                                                 regime(params, len(train_set)))
             mlflow.log_metrics({"train_loss_mean": metrics["train_loss"], "world_size": metrics["world_size"]})

@@ -80,6 +80,23 @@ def base_weights_digest(model: Any) -> str:
     return digest.hexdigest()
 
 
+def reference_adapter_digest(model: Any, name: str) -> str | None:
+    """SHA-256 of a frozen reference adapter's weights (``.<name>.`` LoRA tensors), or None without one.
+
+    With a starting adapter (the improve loop's champion) the reference is base + that adapter, so its
+    weights are part of the key; without one the key is unchanged (existing cache entries stay valid).
+    """
+    marker = f".{name}."
+    found = sorted((n, t) for n, t in model.state_dict().items() if "lora_" in n and marker in n)
+    if not found:
+        return None
+    digest = hashlib.sha256()
+    for key, tensor in found:
+        digest.update(key.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def tokenizer_digest(tokenizer: Any) -> str:
     """The tokenizer as it shapes token ids: vocabulary, special tokens and chat template."""
     backend = getattr(tokenizer, "backend_tokenizer", None)

@@ -32,7 +32,8 @@ from reverso.config_train import LENGTH_NORMALISED
 MARGIN_COLUMN = "margin"
 INDEX_COLUMN = "pair_index"  # the pair's row in its file: joins evaluation margins to couples and rule types
 LENGTH_COLUMN = "length"  # prompt + longer reply, in tokens: what group_by_length sorts by
-TRL_LOSS = {"simpo": "sigmoid_norm"}  # our name -> TRL's loss_type where they differ
+TRL_LOSS = {"simpo": "sigmoid_norm"}
+REF_ADAPTER = "ref"  # TRL's name for the frozen copy of a model's starting adapter  # our name -> TRL's loss_type where they differ
 
 
 @dataclass
@@ -67,10 +68,14 @@ class RPOTrainer(DPOTrainer):
 
     def __init__(self, *args: Any, gamma: float = 0.05, margin_mode: str = "released",
                  loss_names: list[str] | None = None, simpo_gamma: float = 0.0,
-                 ref_cache_dir: Path | None = None, **kwargs: Any) -> None:
+                 ref_cache_dir: Path | None = None, base_reference: bool = False, **kwargs: Any) -> None:
         self.ref_cache_dir = ref_cache_dir  # read by _precompute_ref_logps, which runs inside __init__
         self._weights_digest: str | None = None
+        # A model that arrives with a trained adapter (the improve loop's champion): TRL makes a frozen "ref"
+        # copy of it as the reference; base_reference drops that copy, so the reference is the base model.
+        self.base_reference = base_reference
         super().__init__(*args, **kwargs)
+        self._settle_reference()
         self.gamma, self.margin_mode = gamma, margin_mode
         self.loss_names = loss_names or list(self.loss_types)
         self.reference_free = "simpo" in self.loss_names
@@ -79,13 +84,27 @@ class RPOTrainer(DPOTrainer):
         self.held_out: list[tuple[torch.Tensor, torch.Tensor]] = []  # (pair index, Delta) per eval batch
         self.held_out_facts: Any = None  # diagnostics.HeldOutFacts of the eval set, set by the caller
 
+    def _settle_reference(self) -> None:
+        """With ``base_reference``, remove TRL's frozen copy of the starting adapter (reference = base)."""
+        model = self.accelerator.unwrap_model(self.model) if hasattr(self, "accelerator") else self.model
+        if self.base_reference and REF_ADAPTER in getattr(model, "peft_config", {}):
+            model.delete_adapter(REF_ADAPTER)
+
+    def drop_reference_adapter(self) -> None:
+        """Before saving: only the trained adapter is the model (the frozen reference copy is not)."""
+        model = self.accelerator.unwrap_model(self.model)
+        if REF_ADAPTER in getattr(model, "peft_config", {}):
+            model.delete_adapter(REF_ADAPTER)
+
     def ref_cache_facts(self, dataset: Any) -> dict[str, Any]:
         """What the reference log-probs of ``dataset`` (tokenized pairs) depend on; see ref_cache.py."""
         from reverso.train import ref_cache
 
         if self._weights_digest is None:
             self._weights_digest = ref_cache.base_weights_digest(self.model)
-        return ref_cache.cache_facts(self, dataset, self._weights_digest)
+        facts = ref_cache.cache_facts(self, dataset, self._weights_digest)
+        adapter = ref_cache.reference_adapter_digest(self.model, REF_ADAPTER)
+        return {**facts, "reference_adapter": adapter} if adapter else facts
 
     def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
         """TRL's reference pass, cached on disk by what the log-probs depend on (ref_cache.py).
@@ -93,6 +112,7 @@ class RPOTrainer(DPOTrainer):
         TRL keys its own cache on every training argument and the LoRA init, so a new beta, arm or
         seed would recompute; this key holds exactly the inputs of the reference pass.
         """
+        self._settle_reference()  # runs inside DPOTrainer.__init__, after TRL added its "ref" adapter
         if self.ref_cache_dir is None:
             return super()._precompute_ref_logps(dataset, name, batch_size)
         from reverso.train import ref_cache
