@@ -155,11 +155,14 @@ def evaluate_models(models: dict[str, tuple[Path, Path | None]], suites: dict[st
 def evaluate(
     params: EvaluateParams, registry: RegistryParams, model_dir: str | Path, policy_dir: str | Path,
     seed_dir: str | Path, metrics_out: str | Path, plots_dir: str | Path, outputs_out: str | Path,
-    workspace: str | Path = ".",
+    workspace: str | Path = ".", pool: Pool = "eval",
 ) -> dict[str, Any]:
-    """Score base, policy (and @champion) on every suite with CIs; write metrics, plots, report; log to MLflow."""
+    """Score base, policy (and @champion) on every suite with CIs; write metrics, plots, report; log to MLflow.
+
+    ``pool``: the seed corpus' test pool (``eval``) or ``validation`` (what a tuning loop decides on).
+    """
     model_dir, policy_dir, plots_dir = Path(model_dir), Path(policy_dir), Path(plots_dir)
-    suites = build_suites(params, seed_dir)
+    suites = build_suites(params, seed_dir, pool)
     official, unsupported = load_official(params)
     suites.update(official)
     models: dict[str, tuple[Path, Path | None]] = {"base": (model_dir, None), "policy": (model_dir, policy_dir)}
@@ -174,6 +177,7 @@ def evaluate(
     results["models"] = names
     results["champion_version"] = champion[0] if champion else None
     results["suite_sizes"] = {name: len(items) for name, items in suites.items()}
+    results["pool"] = pool
     results["unsupported"] = unsupported
     results["not_scored"] = unscored_suites(results, names)
     base, policy = flatten(results["base"]), flatten(results["policy"])

@@ -12,7 +12,7 @@ recorded once in ``improve/start.json``. Round k is a chain of DVC stage items (
     train@k      continues training the champion's LoRA adapter (a fresh LoRA when there is none); the
                  DPO reference is the base model or the champion (improve.reference); registered as
                  @challenger with lineage tags (round, parent version, data digest, pair counts)
-    evaluate@k   challenger vs base and vs champion on the validation draw (improve.validation_seed),
+    evaluate@k   challenger vs base and vs champion on the validation pool (improve.validation_seed),
                  paired bootstrap CIs, as evaluate does
     promote@k    promote.py's gate for this version (compare-and-set on @champion) -> decision.json
 
@@ -233,7 +233,7 @@ def evaluate_round(params: Params, k: int, workspace: Path) -> dict[str, Any]:
     section = params.evaluate.model_copy(update={"seed": params.improve.validation_seed, "with_champion": True})
     out = workspace / RoundPaths(k).eval
     return evaluate(section, params.registry, workspace / BASE, workspace / RoundPaths(k).adapter, workspace / SEED,
-                    out / "metrics.json", out, out / "outputs.jsonl", workspace)
+                    out / "metrics.json", out, out / "outputs.jsonl", workspace, pool="validation")
 
 
 def _name(version: str | None) -> str:
