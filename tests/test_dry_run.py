@@ -118,7 +118,7 @@ def test_openai_sampler_without_a_server_fails(workspace: Path) -> None:
     _edit(workspace / "recipe.yaml", lambda t: t["collect"]["sampler"].update(backend="openai"))
     code, out = _dry_run(workspace, workspace / "recipe.yaml")
     assert code == 1
-    assert "collect.sampler.backend openai needs collect.sampler.base_url and collect.sampler.model_name" in out
+    assert "collect.sampler" in out and "backend openai needs base_url and model_name" in out  # refused at load
 
 
 def test_dry_run_writes_nothing(workspace: Path) -> None:

@@ -15,8 +15,10 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from reverso.config_base import ConfigError, _Section
 from reverso.config_serve import ServerFields, VLLMParams
+from reverso.config_eval import BootstrapParams, EvaluateJudge, OfficialFiles, SuiteSizes, _sampleable
 from reverso.config_improve import ImproveParams
-from reverso.config_train import BUILTIN_ARMS, ArmSpec, LoraParams, LossTerm, TrainParams, with_arm
+from reverso.config_study import StudyParams
+from reverso.config_train import ArmSpec, LoraParams, LossTerm, TrainParams, with_arm
 
 __all__ = ["ArmSpec", "ConfigError", "LoraParams", "LossTerm", "ServerFields", "TrainParams", "VLLMParams", "with_arm"]
 
@@ -209,63 +211,6 @@ class PairsParams(_Section):
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
 
 
-def _sampleable(ids: list[str]) -> list[str]:
-    """Held-out type ids must be types collect could sample (constraints.sampleable_types)."""
-    from reverso.constraints import sampleable_types
-
-    unknown = sorted(set(ids) - set(sampleable_types()))
-    if unknown:
-        raise ValueError(f"{unknown} are not sampleable constraint types; choose from `reverso constraints`")
-    return sorted(set(ids))
-
-
-class SuiteSizes(_Section):
-    """Prompts (ifeval) or sessions (multi_if, sysbench) per generated suite; 0 turns one off.
-
-    Sized for a 95 % CI of at most about +-5 points on each headline metric (docs/evaluation.md):
-    400 units bound any proportion's half-width by 4.9 points; a SysBench session averages 5 turns.
-    """
-
-    ifeval: int = Field(400, ge=0)
-    multi_if: int = Field(400, ge=0)
-    sysbench: int = Field(300, ge=0)
-    ood: int = Field(0, ge=0)  # IFEval-style prompts whose rules are all held-out types (evaluate.held_out_types)
-
-
-class OfficialFiles(_Section):
-    """Official benchmark files a user drops in (never downloaded); evaluated in addition."""
-
-    ifeval: str | None = None  # IFEval input_data.jsonl
-    multi_if: str | None = None  # Multi-IF CSV
-    ifbench: str | None = None  # IFBench test JSONL
-    sysbench: str | None = None  # SysBench-style JSON
-
-
-class EvaluateJudge(_Section):
-    """``evaluate.judge``: who judges soft criteria (SysBench files); without one they are "not scored"."""
-
-    @model_validator(mode="after")
-    def _settings(self) -> EvaluateJudge:
-        if self.backend == "openai" and not (self.base_url and self.model):
-            raise ValueError("evaluate.judge.base_url and evaluate.judge.model are required for backend 'openai'")
-        if self.backend == "hf" and not self.model:
-            raise ValueError("evaluate.judge.model (a local model folder) is required for backend 'hf'")
-        return self
-
-    backend: Literal["none", "hf", "openai"] = "none"
-    base_url: str | None = None  # openai: any OpenAI-compatible endpoint
-    model: str | None = None  # openai: model name; hf: local model folder
-    api_key_env: str = "REVERSO_JUDGE_API_KEY"  # the key is read from this env var, never stored
-    trust_remote_code: bool = False
-
-
-class BootstrapParams(_Section):
-    """``evaluate.bootstrap``: percentile bootstrap over prompts/sessions for every CI."""
-
-    resamples: int = Field(2000, ge=100)
-    confidence: float = Field(0.95, gt=0.5, lt=1.0)
-
-
 class EvaluateParams(ServerFields):
     """``evaluate``: held-out suites, base vs policy, identical greedy decoding (server fields: config_serve)."""
 
@@ -336,71 +281,6 @@ class PromoteParams(_Section):
     # No other suite's headline metric may plausibly drop by more: the upper CI bound of the drop
     # (reference - challenger) versus base and champion must stay at or below this.
     max_regression: float = Field(0.05, ge=0.0)
-
-
-class StudyParams(_Section):
-    """``study``: the replication study — arms x seeds from the same pairs, one evaluation run."""
-
-    # name -> pair builder x loss x margin (config_train.ArmSpec); each arm trains once per seed. Add an
-    # arm in params, no code: e.g. rpo_sft: {builder: rpo, loss: [sigmoid, {type: sft, weight: 0.2}]}.
-    # The run's label, recorded in metrics/study.json: a recipe under configs/study/ sets it to its own file
-    # name, so a reported run says which recipe reproduces it (tests/test_study.py checks that it does).
-    name: str = "params"
-    arms: dict[str, ArmSpec] = dict(BUILTIN_ARMS)
-    seeds: list[int] = [1, 2, 3]  # one replicate each: train.seed (LoRA init + data order) and its data draw
-    # Each replicate collects its own sessions (collect.seed + its seed) -> its own pairs, so intervals
-    # include data variance; false: every replicate trains on one draw (collect.seed).
-    vary_data: bool = True
-    # test: the reported suites (evaluate.seed) · validation: a disjoint draw of the same generators,
-    # the only split to tune on.
-    split: Literal["test", "validation"] = "test"
-    validation_seed: int = 4242
-    confidence: float = Field(0.95, gt=0.5, lt=1.0)
-    bootstrap: int = Field(2000, ge=100)  # bootstrap resamples over prompts/sessions
-    primary_suite: str = "multi_if"  # the suite whose headline metric the study's goal is stated on
-    # The one comparison named before the run (arm a - arm b on primary_suite); every other difference
-    # in the report is secondary. "base" is the untrained model. null: rpo - dpo when both arms run,
-    # else the first arm - base.
-    primary_comparison: tuple[str, str] | None = None
-    # The A/A noise floor: the base model with every weight x (1 + aa_scale * N(0,1)) answers the same
-    # suites; its difference from the base is what greedy decoding alone moves (0 = no A/A model).
-    aa_scale: float = Field(1e-6, ge=0.0, le=1e-2)
-    # What runs `study train-arm` in the DVC stage: `reverso`, or `accelerate launch ... -m reverso.cli`.
-    train_launcher: str = "reverso"
-
-    @field_validator("arms", mode="before")
-    @classmethod
-    def _named_arms(cls, value: Any) -> Any:
-        # a list of built-in names (the round-2 form) still reads
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            unknown = [v for v in value if v not in BUILTIN_ARMS]
-            if unknown:
-                raise ValueError(f"unknown built-in arm(s) {unknown}; built-ins are {sorted(BUILTIN_ARMS)}, "
-                                 "other arms are written as name: {builder, loss, margin}")
-            return {v: BUILTIN_ARMS[v] for v in value}
-        return value
-
-    @model_validator(mode="after")
-    def _distinct(self) -> StudyParams:
-        if not self.arms:
-            raise ValueError("study.arms must name at least one arm")
-        bad = [name for name in self.arms if not name.replace("_", "").isalnum() or name == "base"]
-        if bad:
-            raise ValueError(f"study.arms names {bad}: use letters, digits and _ (and not 'base', the untrained model)")
-        if len(set(self.seeds)) != len(self.seeds) or not self.seeds:
-            raise ValueError("study.seeds must be a non-empty list without repeats")
-        a, b = self.primary()
-        unknown = [arm for arm in (a, b) if arm != "base" and arm not in self.arms]
-        if unknown or a == b:
-            raise ValueError(f"study.primary_comparison {[a, b]}: two different arms of study.arms (or base); "
-                             f"{unknown or 'the same arm twice'} is not")
-        return self
-
-    def primary(self) -> tuple[str, str]:
-        """(a, b): the pre-named comparison a - b on ``primary_suite``."""
-        if self.primary_comparison is not None:
-            return self.primary_comparison
-        return ("rpo", "dpo") if {"rpo", "dpo"} <= set(self.arms) else (next(iter(self.arms)), "base")
 
 
 class InspectParams(_Section):

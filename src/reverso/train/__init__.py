@@ -192,11 +192,7 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     lora = None
-    if start is not None:  # continue training a trained adapter (its LoRA shape is the adapter's own)
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(start.adapter), is_trainable=True)
-    elif params.lora.enabled:
+    if start is None and params.lora.enabled:
         lora = LoraConfig(r=params.lora.r, lora_alpha=params.lora.alpha, lora_dropout=params.lora.dropout,
                           target_modules=params.lora.target_modules, task_type="CAUSAL_LM")
     loss_types, loss_weights = trl_loss(params.loss)
@@ -221,6 +217,10 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
     # config, so the weights load already partitioned across ranks (zero3_init_flag), not whole on each.
     extra = {"attn_implementation": params.attn_implementation} if params.attn_implementation else {}
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True, **extra)
+    if start is not None:  # continue training a trained adapter (its LoRA shape is the adapter's own)
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(start.adapter), is_trainable=True)
     collator = MarginCollator(pad_token_id=tokenizer.pad_token_id, max_length=params.max_length)
     return RPOTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
