@@ -305,3 +305,14 @@ def write_json(path: str | Path, data: dict[str, Any]) -> None:
     """A JSON document (metrics, reports), written atomically."""
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     atomic_write(path, lambda handle: handle.write(text))
+
+
+def publish_staged(staging: Path, target: Path, marker: str, info: dict[str, Any]) -> None:
+    """Write ``info`` to ``staging/marker``, then move ``staging`` to ``target`` in one rename (a cache entry
+    is complete or absent). When another process published the same ``target`` first, keep theirs."""
+    (staging / marker).write_text(json.dumps(info, indent=2) + "\n")
+    try:
+        staging.rename(target)
+    except OSError:
+        if not (target / marker).exists():
+            raise

@@ -13,13 +13,14 @@ lives in its own environment, ``.venv-export``, which ``make setup`` builds from
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from reverso.io import publish_staged
 
 # Files that define a model's outputs; tokenizer files are hashed too (they shape the vocabulary).
 _HASHED_SUFFIXES = (".safetensors", ".json", ".jinja")
@@ -102,14 +103,9 @@ def openvino_model_dir(model_dir: str | Path, adapter: str | Path | None, weight
         source = model_dir if adapter is None else _merged_source(model_dir, Path(adapter), workdir)
         staging = workdir / "openvino"
         run_export(exporter, source, staging, weight_format)
-        info = {"digest": digest, "base": str(model_dir), "adapter": str(adapter) if adapter else None,
-                "weight_format": weight_format}
-        (staging / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
-        try:
-            staging.rename(target)
-        except OSError:  # another process exported the same weights first: keep theirs
-            if not (target / EXPORT_INFO).exists():
-                raise
+        publish_staged(staging, target, EXPORT_INFO, {"digest": digest, "base": str(model_dir),
+                                                      "weight_format": weight_format,
+                                                      "adapter": str(adapter) if adapter else None})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return target

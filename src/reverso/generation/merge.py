@@ -8,12 +8,12 @@ the cache entry and renamed into place, so a crash never leaves a half model a l
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 from pathlib import Path
 
 from reverso.generation.convert import _hash_folder, _merged_source
+from reverso.io import publish_staged
 
 MERGE_INFO = "reverso_merge.json"
 
@@ -39,13 +39,7 @@ def merged_model_dir(model_dir: str | Path, adapter: str | Path, cache_dir: str 
         for extra in ("chat_template.jinja", "generation_config.json"):  # keep the base's template and stops
             if (model_dir / extra).exists() and not (merged / extra).exists():
                 shutil.copy2(model_dir / extra, merged / extra)
-        info = {"digest": digest, "base": str(model_dir), "adapter": str(adapter)}
-        (merged / MERGE_INFO).write_text(json.dumps(info, indent=2) + "\n")
-        try:
-            merged.rename(target)
-        except OSError:  # another process merged the same weights first: keep theirs
-            if not (target / MERGE_INFO).exists():
-                raise
+        publish_staged(merged, target, MERGE_INFO, {"digest": digest, "base": str(model_dir), "adapter": str(adapter)})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return target
