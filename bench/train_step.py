@@ -6,10 +6,17 @@ machines are shared and noisy; an earlier epoch-by-epoch interleave let a neighb
 one config). Reported per config: real (non-padding) tokens per second of training, pairs per
 hour, padding share, and the loss on the first batch (the numerics check: bf16 against fp32 on the
 same weights and batch). "today" is the round-3 first-session setting (fp32, gradient checkpointing,
-one pair per micro-batch); the ratio of each config to it is the figure the issue asks for.
+one pair per micro-batch, TRL's stock forward); the ratio of each config to it is the figure the
+issue asks for. ``forward`` is ``train.forward`` (reverso.train.forward): ``completion_head`` scores
+the LM head on reply positions only, ``shared_prompt`` packs each pair into one row whose prompt is
+computed once for both replies.
 
 Part 2 (losses): each ``train.loss`` (with the RPO margin where it composes) against stock TRL
-DPOTrainer's sigmoid loss on the same batches, step times interleaved; target ratio <= 1.05.
+DPOTrainer's sigmoid loss on the same batches, step times interleaved; target ratio <= 1.05. Our
+losses run with ``--forward`` (default: the TrainParams default), stock DPO with TRL's forward.
+
+Part 3 (reference): the reference pass (no grad, adapter off) per ``train.forward``, pair by pair
+interleaved, and the largest difference of its per-pair log-probs from the stock forward's.
 
 Reference log-probs are precomputed (cached) in every config, as the train stage does.
 
@@ -33,13 +40,16 @@ from reverso.machine import machine_info
 from reverso.train import _build_trainer, use_bf16
 
 # label -> train overrides; "today" is what params.yaml set before this benchmark
+TODAY = {"bf16": False, "gradient_checkpointing": True, "batch_size": 1, "group_by_length": False, "forward": "stock"}
 THROUGHPUT = {
-    "today": {"bf16": False, "gradient_checkpointing": True, "batch_size": 1, "group_by_length": False},
-    "bf16": {"bf16": True, "gradient_checkpointing": True, "batch_size": 1, "group_by_length": False},
-    "bf16_no_checkpointing": {"bf16": True, "gradient_checkpointing": False, "batch_size": 1, "group_by_length": False},
-    "bf16_batch2_grouped": {"bf16": True, "gradient_checkpointing": True, "batch_size": 2, "group_by_length": True},
-    "fp32_no_checkpointing": {"bf16": False, "gradient_checkpointing": False, "batch_size": 1,
-                              "group_by_length": False},
+    "today": TODAY,
+    "completion_head": TODAY | {"forward": "completion_head"},
+    "shared_prompt": TODAY | {"forward": "shared_prompt"},
+    "shared_prompt_no_checkpointing": TODAY | {"forward": "shared_prompt", "gradient_checkpointing": False},
+    "bf16": TODAY | {"bf16": True},
+    "bf16_shared_prompt": TODAY | {"bf16": True, "forward": "shared_prompt"},
+    "bf16_shared_prompt_no_checkpointing": TODAY | {"bf16": True, "forward": "shared_prompt",
+                                                    "gradient_checkpointing": False},
 }
 LOSSES = {
     "sigmoid+margin": {"loss": ["sigmoid"], "margin_mode": "released"},
@@ -92,7 +102,8 @@ def step(trainer: Any, batch: dict[str, Any]) -> tuple[float, float]:
 
 
 def throughput(args: argparse.Namespace, data: Any, work: Path, cache: Path) -> dict[str, Any]:
-    trainers = {label: build(s, args.model, data, work / label, cache, args.max_length) for label, s in THROUGHPUT.items()}
+    chosen = {label: s for label, s in THROUGHPUT.items() if args.only is None or label in {"today", *args.only}}
+    trainers = {label: build(s, args.model, data, work / label, cache, args.max_length) for label, s in chosen.items()}
     batches = {label: [t._prepare_inputs(b) for b in t.get_train_dataloader()] for label, t in trainers.items()}
     seconds = dict.fromkeys(trainers, 0.0)
     first_loss: dict[str, float] = {}
@@ -103,6 +114,7 @@ def throughput(args: argparse.Namespace, data: Any, work: Path, cache: Path) -> 
             for label, trainer in trainers.items():
                 if index < len(batches[label]):
                     seconds[label] += step(trainer, batches[label][index])[0]
+                    print(f"throughput {label} batch {index}: {seconds[label]:.1f} s so far", flush=True)
     for label, trainer in trainers.items():  # the numerics check on the starting weights
         fresh = build(THROUGHPUT[label] | {"batch_size": 1, "group_by_length": False}, args.model, data,
                       work / f"{label}-fresh", cache, args.max_length)
@@ -114,7 +126,7 @@ def throughput(args: argparse.Namespace, data: Any, work: Path, cache: Path) -> 
     for label in trainers:
         real = sum(int(b["attention_mask"].sum()) for b in batches[label]) * args.rounds
         total = sum(b["attention_mask"].numel() for b in batches[label]) * args.rounds
-        configs[label] = {"settings": THROUGHPUT[label], "tokens_per_s": round(real / seconds[label], 1),
+        configs[label] = {"settings": chosen[label], "tokens_per_s": round(real / seconds[label], 1),
                           "pairs_per_hour": round(len(data) * args.rounds / seconds[label] * 3600, 1),
                           "padding_share": round(1 - real / total, 4), "seconds": round(seconds[label], 1),
                           "first_batch_loss": round(first_loss[label], 6)}
@@ -125,8 +137,10 @@ def throughput(args: argparse.Namespace, data: Any, work: Path, cache: Path) -> 
 
 
 def losses(args: argparse.Namespace, data: Any, work: Path, cache: Path) -> dict[str, Any]:
-    common = {"bf16": args.bf16, "gradient_checkpointing": False, "batch_size": 1, "group_by_length": False}
-    trainers = {"stock_dpo": stock_dpo(build(common | {"margin_mode": "none"}, args.model,
+    common = {"bf16": args.bf16, "gradient_checkpointing": False, "batch_size": 1, "group_by_length": False,
+              "forward": args.forward}
+    # stock TRL DPO: TRL's trainer, hence TRL's forward whatever train.forward says
+    trainers = {"stock_dpo": stock_dpo(build(common | {"margin_mode": "none", "forward": "stock"}, args.model,
                                              data.remove_columns(["margin", "pair_index"]), work / "stock", cache,
                                              args.max_length))}
     trainers |= {label: build(common | s, args.model, data, work / label, cache, args.max_length)
@@ -139,9 +153,30 @@ def losses(args: argparse.Namespace, data: Any, work: Path, cache: Path) -> dict
     for index in range(args.loss_steps):
         for label, trainer in trainers.items():
             times[label].append(step(trainer, batches[label][index % len(batches[label])])[0])
+            print(f"losses {label} step {index}: {times[label][-1]:.1f} s", flush=True)
     stock = statistics.median(times["stock_dpo"])
     return {label: {"median_step_s": round(statistics.median(t), 4),
                     "ratio_vs_stock_dpo": round(statistics.median(t) / stock, 3)} for label, t in times.items()}
+
+
+def reference(args: argparse.Namespace, data: Any, work: Path, cache: Path) -> dict[str, Any]:
+    """The reference pass (no grad, adapter off) per ``train.forward``, interleaved pair by pair."""
+    forwards = ("stock", "completion_head", "shared_prompt")
+    trainers = {f: build(TODAY | {"forward": f, "gradient_checkpointing": False}, args.model, data, work / f"ref-{f}",
+                         cache, args.max_length) for f in forwards}
+    batches = {f: [t._prepare_inputs(b) for b in t.get_train_dataloader()] for f, t in trainers.items()}
+    seconds, logps = dict.fromkeys(forwards, 0.0), {f: [] for f in forwards}
+    for index in range(len(batches["stock"])):
+        for label, trainer in trainers.items():
+            trainer.model.eval()
+            started = time.perf_counter()
+            chosen, rejected = trainer.compute_ref_log_probs(trainer.model, dict(batches[label][index]))
+            seconds[label] += time.perf_counter() - started
+            logps[label].append(torch.cat([chosen, rejected]))
+    stock = torch.cat(logps["stock"])
+    return {label: {"seconds": round(seconds[label], 2), "speedup_vs_stock": round(seconds["stock"] / seconds[label], 3),
+                    "max_abs_logp_diff_vs_stock": float((torch.cat(logps[label]) - stock).abs().max())}
+            for label in forwards}
 
 
 def main() -> None:
@@ -153,7 +188,9 @@ def main() -> None:
     parser.add_argument("--loss-steps", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--bf16", default="false", help="bf16 setting of part 2 (auto | true | false)")
-    parser.add_argument("--skip", choices=["throughput", "losses"], action="append", default=[])
+    parser.add_argument("--forward", default=TrainParams().forward, help="train.forward of part 2's losses")
+    parser.add_argument("--only", nargs="*", default=None, help="part 1: these configs (and today) only")
+    parser.add_argument("--skip", choices=["throughput", "losses", "reference"], action="append", default=[])
     parser.add_argument("--out", type=Path, default=Path("bench/results/train_step.json"))
     args = parser.parse_args()
     args.bf16 = {"true": True, "false": False}.get(args.bf16, args.bf16)
@@ -162,12 +199,15 @@ def main() -> None:
     result: dict[str, Any] = {
         "pairs_file": str(args.pairs), "pairs": len(data), "rounds": args.rounds, "max_length": args.max_length,
         "threads": torch.get_num_threads(), "bf16_auto": use_bf16("auto"), "machine": machine_info(),
-        "command": "bench/train_step.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                                                      if k not in ("out", "skip"))}
+        "command": "bench/train_step.py " + " ".join(
+            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in vars(args).items() if k not in ("out", "skip") and v is not None)}
     if "throughput" not in args.skip:
         result["throughput"] = throughput(args, data, work, cache)
     if "losses" not in args.skip:
         result["losses"] = losses(args, data, work, cache)
+    if "reference" not in args.skip:
+        result["reference"] = reference(args, data, work, cache)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -142,6 +142,9 @@ class TrainParams(_Section):
     # supports it, off elsewhere; the choice is recorded in metrics/train.json.
     bf16: bool | Literal["auto"] = False
     gradient_checkpointing: bool = False
+    # The policy / reference forward (reverso.train.forward): TRL's stock two rows per pair; the LM head
+    # on scored positions only; or one packed row per pair, the shared prompt computed once.
+    forward: Literal["stock", "completion_head", "shared_prompt"] = "stock"
     # Micro-batches of pairs of similar length (less padding), shuffled batch order.
     group_by_length: bool = True
     # glibc: send each step's activations to mmap and back instead of a fragmenting heap (reverso.memory)

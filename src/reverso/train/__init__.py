@@ -90,7 +90,7 @@ def curated_params(params: TrainParams, model_dir: Path, pairs_hash: str) -> dic
         "max_length": params.max_length, "bf16": str(params.bf16), "group_by_length": params.group_by_length,
         "lora": params.lora.enabled, "lora_r": params.lora.r, "lora_alpha": params.lora.alpha,
         "lora_dropout": params.lora.dropout, "seed": params.seed, "git_commit": _git_commit(),
-        "precompute_ref_log_probs": params.precompute_ref_log_probs,
+        "precompute_ref_log_probs": params.precompute_ref_log_probs, "forward": params.forward,
     }
 
 
@@ -137,7 +137,8 @@ def regime(params: TrainParams, train_pairs: int) -> dict[str, Any]:
             "epochs": params.epochs, "pairs_per_step": per_step, "gradient_accumulation_steps": accum,
             "optimizer_steps": steps, "lr_scheduler": params.lr_scheduler_type, "warmup_ratio": params.warmup_ratio,
             "learning_rate": params.learning_rate, "bf16": use_bf16(params.bf16),
-            "group_by_length": params.group_by_length, "gradient_checkpointing": params.gradient_checkpointing}
+            "group_by_length": params.group_by_length, "gradient_checkpointing": params.gradient_checkpointing,
+            "forward": params.forward}
 
 
 def _git_commit() -> str:
@@ -227,6 +228,7 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
         peft_config=lora, data_collator=collator, gamma=params.margin_gamma, margin_mode=params.margin_mode,
         loss_names=[t.type for t in params.loss], simpo_gamma=params.simpo_gamma, ref_cache_dir=ref_cache_dir,
         base_reference=start is not None and start.reference == "base",
+        forward=params.forward,
     )
 
 

@@ -15,6 +15,10 @@ TRL's loss. Logged rewards are corrected back to beta * log-ratios.
 
 In evaluation the trainer also keeps each held-out pair's unshifted Delta, for the rule-reading
 diagnostic (diagnostics.py) logged with every evaluation.
+
+``train.forward`` picks the forward of the policy and reference passes (forward.py): TRL's stock
+two-row forward, the same with the LM head on scored positions only, or one packed row per pair
+that computes the shared prompt once for both replies.
 """
 
 from __future__ import annotations
@@ -68,7 +72,13 @@ class RPOTrainer(DPOTrainer):
 
     def __init__(self, *args: Any, gamma: float = 0.05, margin_mode: str = "released",
                  loss_names: list[str] | None = None, simpo_gamma: float = 0.0,
-                 ref_cache_dir: Path | None = None, base_reference: bool = False, **kwargs: Any) -> None:
+                 ref_cache_dir: Path | None = None, base_reference: bool = False, forward: str = "stock",
+                 **kwargs: Any) -> None:
+        from reverso.train.forward import FORWARDS
+
+        if forward not in FORWARDS:
+            raise ValueError(f"train.forward must be one of {FORWARDS}, got {forward!r}")
+        self.forward_mode = forward  # read by the reference pass, which runs inside __init__
         self.ref_cache_dir = ref_cache_dir  # read by _precompute_ref_logps, which runs inside __init__
         self._weights_digest: str | None = None
         # A model that arrives with a trained adapter (the improve loop's champion): TRL makes a frozen "ref"
@@ -128,6 +138,18 @@ class RPOTrainer(DPOTrainer):
             ref_cache.save(path, facts, list(result["ref_chosen_logps"]), list(result["ref_rejected_logps"]))
         return result
 
+    def completion_forward(self, model: Any, outputs: tuple[str, ...]) -> Any:
+        """The model as TRL's loss calls it: stock, or forward.py's faster forward (None = stock)."""
+        from reverso.train.forward import CompletionForward, supported
+
+        if self.forward_mode == "stock" or not supported(model):
+            return None
+        return CompletionForward(model, self.forward_mode == "shared_prompt", outputs, self.accelerator.autocast)
+
+    def compute_ref_log_probs(self, model: Any, inputs: dict[str, Any]) -> Any:
+        """TRL's reference pass (no grad, adapter off), through ``train.forward``."""
+        return super().compute_ref_log_probs(self.completion_forward(model, ("log_probs",)) or model, inputs)
+
     def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
         if LENGTH_COLUMN in getattr(dataset, "column_names", [LENGTH_COLUMN]):
@@ -164,14 +186,20 @@ class RPOTrainer(DPOTrainer):
         offset = self.score_offset(margin.to(inputs["ref_chosen_logps"]), inputs["completion_mask"])
         inputs["ref_chosen_logps"] = inputs["ref_chosen_logps"] + offset
         captured: list[Any] = []
-        hook = model.register_forward_hook(lambda _m, _a, out: captured.append(out)) if mode == "eval" else None
+        fast = self.completion_forward(model, ("log_probs", "entropy", "mean_logits", "is_top1")
+                                       + (("log_sum_sq_probs",) if self.use_weighting else ()))
+        hook = None
+        if mode == "eval" and fast is None:
+            hook = model.register_forward_hook(lambda _m, _a, out: captured.append(out))
         self.precompute_ref_logps = True  # read the (shifted) reference log-probs from the batch
         try:
-            result = super()._compute_loss(model, inputs, return_outputs)
+            result = super()._compute_loss(fast or model, inputs, return_outputs)
         finally:
             self.precompute_ref_logps = precomputed
             if hook is not None:
                 hook.remove()
+        if mode == "eval" and fast is not None:
+            captured.append(fast.last)
         if captured and index is not None:
             self._keep_held_out(captured[0], inputs["completion_mask"], true_ref, index)
         # TRL logged beta * (log-ratio - shift) for the chosen side; report the true rewards.
