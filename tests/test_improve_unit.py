@@ -30,7 +30,7 @@ def fake_round(root: Path, k: int, decision: str, before: str | None, version: s
                                   "champion_after": version if decision == "promoted" else before,
                                   "decision": decision, "reason": "test", "min_delta": 0.0})
     metric = "multi_if.average"
-    write(root / paths.eval / "metrics.json", {
+    write(root / paths.eval_dir / "metrics.json", {
         "ci": {"policy": {metric: ci(0.4 + k / 10, 0.3, 0.6)}, "base": {metric: ci(0.3, 0.2, 0.4)}},
         "paired": {"policy-base": {metric: ci(0.1, 0.02, 0.2)}}})
     write(root / paths.metrics / "pairs.json", {"rpo": {"train": 10 * k, "eval": 2}})

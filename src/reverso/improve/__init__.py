@@ -81,7 +81,7 @@ class RoundPaths:
         return self.root / "adapter"
 
     @property
-    def eval(self) -> Path:
+    def eval_dir(self) -> Path:
         return self.root / "eval"
 
     @property
@@ -231,7 +231,7 @@ def evaluate_round(params: Params, k: int, workspace: Path) -> dict[str, Any]:
                            f"{params.registry.model_name!r} is now {_name(current)} (moved outside this campaign): "
                            "start a new campaign with `reverso improve --restart`")
     section = params.evaluate.model_copy(update={"seed": params.improve.validation_seed, "with_champion": True})
-    out = workspace / RoundPaths(k).eval
+    out = workspace / RoundPaths(k).eval_dir
     return evaluate(section, params.registry, workspace / BASE, workspace / RoundPaths(k).adapter, workspace / SEED,
                     out / "metrics.json", out, out / "outputs.jsonl", workspace, pool="validation")
 

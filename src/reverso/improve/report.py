@@ -31,7 +31,7 @@ def round_row(params: Params, k: int, workspace: Path, timings: dict[str, Any]) 
     paths = RoundPaths(k)
     metric = params.promote.primary_metric
     decision = _load(workspace / paths.decision)
-    evaluated = _load(workspace / paths.eval / "metrics.json")
+    evaluated = _load(workspace / paths.eval_dir / "metrics.json")
     ci = evaluated.get("ci", {})
     paired = evaluated.get("paired", {})
     pairs = _load(workspace / paths.metrics / "pairs.json").get(params.train.pair_set, {})
