@@ -53,3 +53,19 @@ def isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture(autouse=True)
 def _prefect_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.getbasetemp() / "prefect-home"))
+
+
+@pytest.fixture(autouse=True)
+def _no_mlflow_state_between_tests() -> object:
+    """An in-process train()/evaluate() makes its workspace's experiment the process's active one (and may
+    leave a run open): clear both after every test, so a later test's fresh tracking URI is not asked
+    for an experiment id from another database."""
+    yield
+    import sys
+
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    if fluent is not None:
+        while fluent.active_run() is not None:
+            fluent.end_run()
+        fluent._active_experiment_id = None
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)

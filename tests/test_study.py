@@ -205,7 +205,7 @@ def test_study_smoke_end_to_end(tmp_path: Path) -> None:
     version = mlflow.MlflowClient().get_model_version_by_alias("reverso-policy", "challenger")
     assert version.tags["promotion.decision"] in {"promoted", "rejected"} and version.tags["study.model"] == "rpo-1"
     assert version.tags["study.primary"] == "rpo_minus_dpo on multi_if"
-    assert study["promotion"]["replicate_versions"][0] == version.version
+    assert study["promotion"]["replicate_versions"][0] == str(version.version)
     assert len(study["promotion"]["replicate_versions"]) == 2  # every replicate registered, evidence on each
     draws = {t["data"]["collect_seed"] for t in trained.values()}
     assert len(draws) == 2  # each replicate trained on its own data draw

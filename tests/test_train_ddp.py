@@ -52,6 +52,7 @@ def test_study_item_under_a_two_process_launcher_has_one_writer(tiny_model_dir: 
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "ACCELERATE_USE_CPU": "true"}
     command = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2",
                "-m", "reverso.cli", "study", "train-arm", "--arm", "rpo", "--seed", "1", "--model", str(tiny_model_dir),
+               "--pairs-dir", "data/pairs",
                "-S", "train.max_steps=2", "-S", "train.batch_size=1", "-S", "train.max_length=64",
                "-S", "pairs.max_length=64"]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
