@@ -8,6 +8,7 @@ workspace, with artefacts under ``mlartifacts/``.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -146,3 +147,22 @@ def tag_version(name: str, version: str, tags: dict[str, Any]) -> None:
     for key, value in tags.items():
         with_retries(lambda k=key, v=value: mlflow_client.set_model_version_tag(name, version, k, str(v)),
                      f"tag {key}")
+
+
+def keyed_parent_run(marker: Path, field: str, key: str, run_name: str, tags: dict[str, str],
+                     params: dict[str, Any]) -> str:
+    """A parent MLflow run made once per ``key`` and remembered in ``marker`` (``{field: key, "run_id": ...}``):
+    reruns with the same key return the same run, a new key starts a new one. Call after ``setup``."""
+    import mlflow
+
+    if marker.exists():
+        known = json.loads(marker.read_text())
+        if known.get(field) == key:
+            return str(known["run_id"])
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params(params)
+    from reverso.io import write_json
+
+    write_json(marker, {field: key, "run_id": run.info.run_id})
+    return run.info.run_id

@@ -284,26 +284,17 @@ def promote_round(params: Params, k: int, min_delta: float, workspace: Path) -> 
 
 def parent_run(params: Params, workspace: Path) -> str:
     """The campaign's MLflow parent run (one per improve/start.json); round trainings are its children."""
-    import mlflow
-
     from reverso import registry as reg
 
     reg.setup(params.registry.experiment, workspace)
     start = _read(workspace / START)
     key = hashlib.md5(json.dumps(start, sort_keys=True).encode()).hexdigest()[:12]
-    marker = workspace / PARENT_MARKER
-    if marker.exists():
-        known = json.loads(marker.read_text())
-        if known.get("campaign") == key:
-            return str(known["run_id"])
-    with mlflow.start_run(run_name=f"improve-{key}") as run:
-        mlflow.set_tags({"reverso.stage": "improve", "reverso.improve_campaign": key,
-                         "reverso.improve_start_champion": start.get("champion_version") or "base"})
-        mlflow.log_params({"reference": params.improve.reference, "seed": params.improve.seed,
-                           "validation_seed": params.improve.validation_seed,
-                           "primary_metric": params.promote.primary_metric})
-    write_json(marker, {"campaign": key, "run_id": run.info.run_id})
-    return run.info.run_id
+    return reg.keyed_parent_run(
+        workspace / PARENT_MARKER, "campaign", key, f"improve-{key}",
+        {"reverso.stage": "improve", "reverso.improve_campaign": key,
+         "reverso.improve_start_champion": start.get("champion_version") or "base"},
+        {"reference": params.improve.reference, "seed": params.improve.seed,
+         "validation_seed": params.improve.validation_seed, "primary_metric": params.promote.primary_metric})
 
 
 def final_test(params: Params, workspace: Path) -> dict[str, Any]:

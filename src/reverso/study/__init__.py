@@ -52,24 +52,15 @@ def study_digest(params: Params) -> str:
 
 def parent_run(params: Params, workspace: str | Path = ".") -> str:
     """The study's MLflow parent run (created once per study digest); arm x seed runs are its children."""
-    import mlflow
-
     from reverso import registry as reg
 
     reg.setup(params.registry.experiment, workspace)
     digest = study_digest(params)
-    marker = Path(workspace) / PARENT_MARKER
-    if marker.exists():
-        known = json.loads(marker.read_text())
-        if known.get("digest") == digest:
-            return str(known["run_id"])
-    with mlflow.start_run(run_name=f"study-{digest}-{params.study.split}") as run:
-        mlflow.set_tags({"reverso.stage": "study", "reverso.study_digest": digest,
-                         "reverso.study_split": params.study.split})
-        mlflow.log_params({"arms": ",".join(params.study.arms), "seeds": ",".join(map(str, params.study.seeds)),
-                           "split": params.study.split, "digest": digest})
-    write_json(marker, {"digest": digest, "run_id": run.info.run_id})
-    return run.info.run_id
+    return reg.keyed_parent_run(
+        Path(workspace) / PARENT_MARKER, "digest", digest, f"study-{digest}-{params.study.split}",
+        {"reverso.stage": "study", "reverso.study_digest": digest, "reverso.study_split": params.study.split},
+        {"arms": ",".join(params.study.arms), "seeds": ",".join(map(str, params.study.seeds)),
+         "split": params.study.split, "digest": digest})
 
 
 def train_arm(params: Params, arm: str, seed: int, model_dir: Path, pairs_dir: Path | None = None,
