@@ -149,6 +149,14 @@ def test_reference_cache_key_covers_max_length(tiny_model_dir, tmp_path) -> None
     assert cut.train_dataset["ref_rejected_logps"][1] != pytest.approx(full.train_dataset["ref_rejected_logps"][1])
 
 
+def test_reference_cache_key_covers_the_forward(tiny_model_dir, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    stock = arm_trainer(tiny_model_dir, tmp_path / "a", cache, forward="stock")
+    packed = arm_trainer(tiny_model_dir, tmp_path / "b", cache, forward="shared_prompt")
+    assert len(list(cache.glob("ref-logps-*.json"))) == 2  # the packed row's rounding is its own entry
+    assert packed.train_dataset["ref_chosen_logps"] == pytest.approx(stock.train_dataset["ref_chosen_logps"], abs=1e-3)
+
+
 def test_tokenizer_digest_sees_the_chat_template(tiny_model_dir) -> None:
     from transformers import AutoTokenizer
 

@@ -126,6 +126,8 @@ def cache_facts(trainer: Any, dataset: Any, weights_digest: str) -> dict[str, An
         "bf16": bool(args.bf16),
         "fp16": bool(args.fp16),
         "attn_implementation": getattr(model.config, "_attn_implementation", None),
+        # train.forward: shared_prompt's packed rows round differently from the stock forward (~1e-4)
+        "forward": getattr(trainer, "forward_mode", "stock"),
         "tokenizer": tokenizer_digest(trainer.processing_class),
         "pairs_tokens": Hasher.hash(token_ids),
         "rows": len(dataset),
