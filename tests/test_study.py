@@ -226,3 +226,20 @@ def test_study_smoke_end_to_end(tmp_path: Path) -> None:
     assert "promotion: rejected" in decided_again  # one test draw decides one promotion, never twice
     again_json = json.loads((workspace / "metrics/study.json").read_text())
     assert any("already decided" in r for r in again_json["promotion"]["reasons"])
+
+    # a new machine: the packed study, unpacked into a fresh copy at the same path, reruns no finished item
+    import shutil
+
+    from test_e2e import copy_repo
+
+    archive = tmp_path / "progress.tar.gz"
+    run([str(bin_dir / "reverso"), "study", "pack", "--out", str(archive)], workspace, env)
+    shutil.rmtree(workspace)
+    workspace.mkdir()
+    copy_repo(workspace)
+    run([str(bin_dir / "reverso"), "study", "unpack", str(archive)], workspace, env)
+    resumed = run([str(bin_dir / "reverso"), "study"], workspace, env)
+    for item in ("study-data@2", "study-train@rpo-2", "study-evaluate-aa", "study-evaluate@dpo-1"):
+        assert f"{item}: skipped (already finished)" in resumed
+    assert "Running stage 'study/dvc.yaml:study-train" not in resumed
+    assert "Running stage 'study/dvc.yaml:study-evaluate" not in resumed

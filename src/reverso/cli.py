@@ -320,6 +320,32 @@ def study_evaluate(arm: Annotated[str | None, typer.Option(help="a study.arms na
     typer.echo(f"study evaluate {name}: {record['suite_sizes']} in {record['wall_s']} s")
 
 
+@study_app.command("pack")
+@_friendly
+def study_pack(out: Annotated[Path | None, typer.Option(help="default: study/progress/<study.name>.tar.gz")] = None,
+               params: ParamsOpt = Path("params.yaml"), workspace: Path = Path(".")) -> None:
+    """Pack the study's finished items (outputs, lock, MLflow store) into one archive to resume elsewhere."""
+    from reverso.study.progress import default_archive, pack
+
+    archive = out or workspace / default_archive(_params(params, None).study.name)
+    manifest = pack(workspace, archive)
+    typer.echo(f"study pack: {len(manifest['items'])} finished item(s) at commit {(manifest['commit'] or '?')[:12]} "
+               f"-> {archive} ({archive.stat().st_size / 2**20:.1f} MB)")
+
+
+@study_app.command("unpack")
+@_friendly
+def study_unpack(archive: Annotated[Path, typer.Argument(help="a `reverso study pack` archive")],
+                 workspace: Path = Path(".")) -> None:
+    """Restore a packed study here; `reverso study --recipe ...` then skips every packed item."""
+    from reverso.study.progress import unpack
+
+    manifest, notes = unpack(archive, workspace)
+    for note in notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"study unpack: {len(manifest['items'])} finished item(s) restored into {workspace}")
+
+
 @study_app.command("report")
 @_friendly
 @_stage

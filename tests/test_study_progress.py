@@ -1,0 +1,115 @@
+"""Carrying an unfinished study to a new machine (reverso.study.progress): pack, wipe, unpack, DVC skips."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from reverso.study.progress import pack, read_manifest, unpack
+
+DVC = str(Path(sys.executable).parent / "dvc")
+# A two-item study pipeline in the shape of study/dvc.yaml: a cached directory output, a cached file
+# output and an uncached report, as study-data / study-train / study-evaluate write them.
+PIPELINE = """\
+stages:
+  study-train:
+    wdir: ..
+    cmd: mkdir -p models/study/rpo-1 && echo adapter > models/study/rpo-1/adapter.bin && echo pairs > data/study.txt
+    deps: [input.txt]
+    outs:
+      - models/study/rpo-1
+      - data/study.txt
+  study-evaluate:
+    wdir: ..
+    cmd: mkdir -p reports/study/eval && cat models/study/rpo-1/adapter.bin > reports/study/eval/rpo-1.json
+    deps: [models/study/rpo-1]
+    outs:
+      - reports/study/eval/rpo-1.json:
+          cache: false
+"""
+
+
+def git(workspace: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=workspace, check=True,
+                   capture_output=True)
+
+
+def fresh_repo(workspace: Path) -> None:
+    """The clone a new machine starts from: tracked files only (no outputs, no DVC cache)."""
+    workspace.mkdir(parents=True)
+    git(workspace, "init", "-q")
+    subprocess.run([DVC, "init", "-q"], cwd=workspace, check=True)
+    (workspace / "study").mkdir()
+    (workspace / "study/dvc.yaml").write_text(PIPELINE)
+    (workspace / "data").mkdir()
+    (workspace / "input.txt").write_text("x\n")
+    (workspace / "params.yaml").write_text("study: {name: toy}\n")
+    git(workspace, "add", "-A")
+    git(workspace, "commit", "-qm", "init")
+
+
+def repro(workspace: Path) -> str:
+    found = subprocess.run([DVC, "repro", "study/dvc.yaml"], cwd=workspace, capture_output=True, text=True, check=True)
+    return found.stdout
+
+
+def test_a_packed_study_resumes_on_a_fresh_clone_without_rerunning(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    fresh_repo(workspace)
+    assert "Running stage 'study/dvc.yaml:study-train'" in repro(workspace)
+    (workspace / "mlflow.db").write_bytes(b"runs")  # the MLflow store travels with the outputs
+    archive = tmp_path / "progress.tar.gz"
+    manifest = pack(workspace, archive)
+    assert manifest["items"] == ["study-evaluate", "study-train"] and manifest["workspace"] == str(workspace)
+    assert manifest["machine"]["cpu_flags"] is not None and len(manifest["commit"]) == 40
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert not any(n.startswith(("models/", "data/")) for n in names)  # cached outputs travel as DVC objects
+    assert sum(n.startswith(".dvc/cache/files/md5/") for n in names) == 3  # dir listing, adapter, pairs file
+
+    shutil.rmtree(workspace)  # a new machine: the same commit, checked out at the same path
+    fresh_repo(workspace)
+    assert not (workspace / "models/study/rpo-1").exists()
+    restored, notes = unpack(archive, workspace)
+    assert restored["items"] == manifest["items"]
+    assert notes and "items whose code changed since will rerun" in notes[0]  # another commit (a new git init)
+    assert (workspace / "models/study/rpo-1/adapter.bin").read_text() == "adapter\n"
+    assert (workspace / "mlflow.db").read_bytes() == b"runs"
+    assert "Running stage" not in repro(workspace)  # both items skipped: outputs, cache and lock agree
+
+
+def test_unpack_refuses_another_path_and_members_outside_the_workspace(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    fresh_repo(workspace)
+    repro(workspace)
+    archive = tmp_path / "progress.tar.gz"
+    pack(workspace, archive)
+    elsewhere = tmp_path / "other"
+    fresh_repo(elsewhere)
+    with pytest.raises(ValueError, match=f"packed in {workspace}.*git worktree add {workspace}"):
+        unpack(archive, elsewhere)
+
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tar:
+        for name, data in (("study-progress.json", json.dumps(read_manifest(archive)).encode()), ("../escape", b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ValueError, match="refusing member '../escape'"):
+        unpack(evil, workspace)
+    assert not (tmp_path / "escape").exists()
+
+
+def test_pack_says_when_nothing_finished(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    fresh_repo(workspace)
+    with pytest.raises(FileNotFoundError, match="no finished study item to pack"):
+        pack(workspace, tmp_path / "progress.tar.gz")
+    assert not (tmp_path / "progress.tar.gz").exists()
