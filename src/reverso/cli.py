@@ -19,7 +19,7 @@ from reverso.telemetry import disable_telemetry
 disable_telemetry()
 from reverso.cli_common import (  # noqa: E402 - after telemetry is off
     BASE, PAIRS, POLICY, RESPONSES, SEED, SESSIONS, VERDICTS, ParamsOpt, RecipeOpt, SetOpt, _friendly, _params, _stage,
-    _tracking_reachable,
+    _tracking_reachable, add_progress_commands,
 )
 from reverso.cli_improve import improve_app  # noqa: E402
 
@@ -234,6 +234,7 @@ def pipeline(stages: Annotated[list[str] | None, typer.Option("--stage", help="r
 study_app = typer.Typer(help="The replication study: base vs DPO vs RPO vs RPO without margin, x seeds.",
                         invoke_without_command=True)
 app.add_typer(study_app, name="study")
+add_progress_commands(study_app, "study", lambda params: params.study.name)
 
 
 @study_app.callback()
@@ -318,32 +319,6 @@ def study_evaluate(arm: Annotated[str | None, typer.Option(help="a study.arms na
     adapter = None if base else STUDY_MODELS / name
     record = evaluate_model(_params(params, set_), name, model, adapter, seed_dir, STUDY_EVAL / f"{name}.json")
     typer.echo(f"study evaluate {name}: {record['suite_sizes']} in {record['wall_s']} s")
-
-
-@study_app.command("pack")
-@_friendly
-def study_pack(out: Annotated[Path | None, typer.Option(help="default: study/progress/<study.name>.tar.gz")] = None,
-               params: ParamsOpt = Path("params.yaml"), workspace: Path = Path(".")) -> None:
-    """Pack the study's finished items (outputs, lock, MLflow store) into one archive to resume elsewhere."""
-    from reverso.study.progress import default_archive, pack
-
-    archive = out or workspace / default_archive(_params(params, None).study.name)
-    manifest = pack(workspace, archive)
-    typer.echo(f"study pack: {len(manifest['items'])} finished item(s) at commit {(manifest['commit'] or '?')[:12]} "
-               f"-> {archive} ({archive.stat().st_size / 2**20:.1f} MB)")
-
-
-@study_app.command("unpack")
-@_friendly
-def study_unpack(archive: Annotated[Path, typer.Argument(help="a `reverso study pack` archive")],
-                 workspace: Path = Path(".")) -> None:
-    """Restore a packed study here; `reverso study --recipe ...` then skips every packed item."""
-    from reverso.study.progress import unpack
-
-    manifest, notes = unpack(archive, workspace)
-    for note in notes:
-        typer.echo(f"note: {note}")
-    typer.echo(f"study unpack: {len(manifest['items'])} finished item(s) restored into {workspace}")
 
 
 @study_app.command("report")

@@ -83,3 +83,33 @@ def _params(path: Path, overrides: list[str] | None) -> Any:
     from reverso.config import load_params
 
     return load_params(path, overrides)
+
+
+def add_progress_commands(app: typer.Typer, pipeline: str, name: Callable[[Any], str]) -> None:
+    """``pack`` and ``unpack`` on a long pipeline's command group (reverso.progress): carry what finished
+    to a new machine as one archive; ``name(params)`` names the default archive."""
+
+    @app.command("pack")
+    @_friendly
+    def pack_command(out: Annotated[Path | None, typer.Option(
+                         help="default: study/progress/<study.name>.tar.gz, improve/progress/campaign.tar.gz")] = None,
+                     params: ParamsOpt = Path("params.yaml"), workspace: Path = Path(".")) -> None:
+        """Pack the finished items (DVC objects, lock, reports, MLflow store) into one archive to resume elsewhere."""
+        from reverso.progress import default_archive, pack
+
+        archive = out or workspace / default_archive(pipeline, name(_params(workspace / params, None)))
+        manifest = pack(workspace, archive, pipeline)
+        typer.echo(f"{pipeline} pack: {len(manifest['items'])} finished item(s) at commit "
+                   f"{(manifest['commit'] or '?')[:12]} -> {archive} ({archive.stat().st_size / 2**20:.1f} MB)")
+
+    @app.command("unpack")
+    @_friendly
+    def unpack_command(archive: Annotated[Path, typer.Argument(help="an archive written by `pack`")],
+                       workspace: Path = Path(".")) -> None:
+        """Restore a packed run here; the next run skips every packed item."""
+        from reverso.progress import unpack
+
+        manifest, notes = unpack(archive, workspace)
+        for note in notes:
+            typer.echo(f"note: {note}")
+        typer.echo(f"{pipeline} unpack: {len(manifest['items'])} finished item(s) restored into {workspace}")

@@ -8,12 +8,15 @@ from typing import Annotated
 
 import typer
 
-from reverso.cli_common import ParamsOpt, RecipeOpt, SetOpt, _friendly, _params, _stage, _tracking_reachable
+from reverso.cli_common import (
+    ParamsOpt, RecipeOpt, SetOpt, _friendly, _params, _stage, _tracking_reachable, add_progress_commands,
+)
 
 improve_app = typer.Typer(help="The self-improving loop: sample with @champion, train a challenger, promote on evidence.",
                           invoke_without_command=True)
 RoundOpt = Annotated[int, typer.Option("--round", min=1, help="the round (improve/round-<k>/)")]
 HERE = Path(".")
+add_progress_commands(improve_app, "improve", lambda params: "campaign")
 
 
 @improve_app.callback()

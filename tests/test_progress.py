@@ -1,4 +1,5 @@
-"""Carrying an unfinished study to a new machine (reverso.study.progress): pack, wipe, unpack, DVC skips."""
+"""Carrying an unfinished study or improve campaign to a new machine (reverso.progress): pack, wipe, unpack,
+DVC skips what finished."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reverso.study.progress import pack, read_manifest, unpack
+from reverso.progress import pack, read_manifest, unpack
 
 DVC = str(Path(sys.executable).parent / "dvc")
 # A two-item study pipeline in the shape of study/dvc.yaml: a cached directory output, a cached file
@@ -66,7 +67,7 @@ def test_a_packed_study_resumes_on_a_fresh_clone_without_rerunning(tmp_path: Pat
     assert "Running stage 'study/dvc.yaml:study-train'" in repro(workspace)
     (workspace / "mlflow.db").write_bytes(b"runs")  # the MLflow store travels with the outputs
     archive = tmp_path / "progress.tar.gz"
-    manifest = pack(workspace, archive)
+    manifest = pack(workspace, archive, "study")
     assert manifest["items"] == ["study-evaluate", "study-train"] and manifest["workspace"] == str(workspace)
     assert manifest["machine"]["cpu_flags"] is not None and len(manifest["commit"]) == 40
     with tarfile.open(archive) as tar:
@@ -90,7 +91,7 @@ def test_unpack_refuses_another_path_and_members_outside_the_workspace(tmp_path:
     fresh_repo(workspace)
     repro(workspace)
     archive = tmp_path / "progress.tar.gz"
-    pack(workspace, archive)
+    pack(workspace, archive, "study")
     elsewhere = tmp_path / "other"
     fresh_repo(elsewhere)
     with pytest.raises(ValueError, match=f"packed in {workspace}.*git worktree add {workspace}"):
@@ -98,7 +99,7 @@ def test_unpack_refuses_another_path_and_members_outside_the_workspace(tmp_path:
 
     evil = tmp_path / "evil.tar.gz"
     with tarfile.open(evil, "w:gz") as tar:
-        for name, data in (("study-progress.json", json.dumps(read_manifest(archive)).encode()), ("../escape", b"x")):
+        for name, data in (("progress.json", json.dumps(read_manifest(archive)).encode()), ("../escape", b"x")):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -111,5 +112,60 @@ def test_pack_says_when_nothing_finished(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     fresh_repo(workspace)
     with pytest.raises(FileNotFoundError, match="no finished study item to pack"):
-        pack(workspace, tmp_path / "progress.tar.gz")
+        pack(workspace, tmp_path / "progress.tar.gz", "study")
     assert not (tmp_path / "progress.tar.gz").exists()
+
+
+IMPROVE = """\
+stages:
+  improve-train:
+    wdir: ..
+    cmd: mkdir -p improve/round-1/adapter && echo a > improve/round-1/adapter/w.bin && echo '{}' > improve/round-1/decision.json
+    deps: [input.txt]
+    outs:
+      - improve/round-1/adapter
+      - improve/round-1/decision.json:
+          cache: false
+"""
+
+
+def test_an_improve_campaign_packs_its_rounds_and_not_older_archives(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    fresh_repo(workspace)
+    (workspace / "improve").mkdir()
+    (workspace / "improve/dvc.yaml").write_text(IMPROVE)
+    subprocess.run([DVC, "repro", "improve/dvc.yaml"], cwd=workspace, check=True, capture_output=True)
+    (workspace / "improve/progress").mkdir()
+    (workspace / "improve/progress/old.tar.gz").write_bytes(b"an earlier archive")
+    archive = workspace / "improve/progress/campaign.tar.gz"
+    manifest = pack(workspace, archive, "improve")
+    assert manifest["pipeline"] == "improve" and manifest["items"] == ["improve-train"]
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert "improve/round-1/decision.json" in names and "improve/dvc.lock" in names
+    assert not any(n.startswith(("improve/progress", "improve/round-1/adapter")) for n in names)
+
+    moved = tmp_path / "campaign.tar.gz"
+    shutil.move(archive, moved)
+    shutil.rmtree(workspace)
+    fresh_repo(workspace)
+    (workspace / "improve").mkdir()
+    (workspace / "improve/dvc.yaml").write_text(IMPROVE)
+    unpack(moved, workspace)
+    assert (workspace / "improve/round-1/adapter/w.bin").read_text() == "a\n"
+    again = subprocess.run([DVC, "repro", "improve/dvc.yaml"], cwd=workspace, capture_output=True, text=True, check=True)
+    assert "Running stage" not in again.stdout
+
+
+def test_the_cli_says_what_is_wrong_with_an_archive_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from reverso.cli import app
+
+    bogus = tmp_path / "notes.tar.gz"
+    bogus.write_text("not an archive")
+    result = CliRunner().invoke(app, ["study", "unpack", str(bogus), "--workspace", str(tmp_path)])
+    assert result.exit_code == 1 and "not a progress archive written by `pack`" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["improve", "pack", "--workspace", str(tmp_path)])
+    assert result.exit_code == 1 and "no finished improve item to pack" in result.output

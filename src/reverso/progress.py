@@ -1,0 +1,162 @@
+"""Carry an unfinished study or improve campaign to a new machine: pack what finished, unpack it there.
+
+A powered study or a multi-round improve campaign on 2 CPU cores runs for hours longer than a
+session. Their items are DVC stage items of their own pipeline (study/dvc.yaml, improve/dvc.yaml),
+so a rerun on the *same* workspace skips what finished; a new machine has none of those outputs.
+``pack`` writes them into one ``.tar.gz`` that can be committed (``<pipeline>/progress/<name>.tar.gz``
+by default) with a manifest (pipeline, commit, workspace path, finished items, machine, versions);
+``unpack`` restores them into a clone and ``dvc checkout``s the cached outputs, after which
+``reverso study`` / ``reverso improve`` skip every packed item, because its outputs, dependencies
+and params hash as the pipeline's ``dvc.lock`` recorded them.
+
+What travels: the DVC cache objects of the finished items' outputs (DVC reruns an item whose outputs
+are not in its cache), the pipeline's lock and uncached outputs (reports, decisions), the applied
+params, the MLflow store (runs, registered versions and aliases) and the reference log-prob cache.
+What does not: ``models/base`` (``prepare-model`` rebuilds it bit for bit from the pinned package),
+OpenVINO exports, the A/A copy and checkpoints (rebuilt on demand), the rest of the DVC cache.
+
+Resume at the same absolute path and at the packed commit (``git worktree add <path> <commit>``):
+MLflow stores absolute artefact paths, and any change under an item's code dependencies makes DVC
+rerun the items that depend on it (correctly, but for hours).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from reverso.io import DataError
+
+MANIFEST = "progress.json"
+COMMON = ("dvc.lock", "params.yaml", "mlflow.db", "mlartifacts", ".reverso/ref-cache")
+# pipeline -> the uncached files and folders it writes besides its DVC-cached outputs
+PIPELINES: dict[str, tuple[str, ...]] = {
+    "study": ("reports/study", "metrics/study.json", ".reverso/study/parent_run.json"),
+    "improve": ("improve", "metrics/improve.json", "plots/improve_curve.png", ".reverso/improve"),
+}
+CACHE = Path(".dvc/cache/files/md5")
+REBUILT = {"checkpoints", "openvino", "aa-model", "progress"}  # rebuilt on demand (or the archives themselves)
+
+
+def lock_path(pipeline: str) -> Path:
+    if pipeline not in PIPELINES:
+        raise ValueError(f"unknown pipeline {pipeline!r}; one of {sorted(PIPELINES)}")
+    return Path(pipeline) / "dvc.lock"
+
+
+def default_archive(pipeline: str, name: str) -> Path:
+    return Path(pipeline) / "progress" / f"{name}.tar.gz"
+
+
+def _commit(workspace: Path) -> str | None:
+    found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        return None
+    return found.stdout.strip() or None
+
+
+def _stages(workspace: Path, pipeline: str) -> dict[str, Any]:
+    import yaml
+
+    lock = workspace / lock_path(pipeline)
+    return (yaml.safe_load(lock.read_text()) or {}).get("stages", {}) if lock.exists() else {}
+
+
+def finished_items(workspace: Path, pipeline: str) -> list[str]:
+    """The stage items the pipeline's lock records as run (the ones a resume will skip)."""
+    return sorted(_stages(workspace, pipeline))
+
+
+def _object(workspace: Path, md5: str) -> Path:
+    return workspace / CACHE / md5[:2] / md5[2:]
+
+
+def cached_outputs(workspace: Path, pipeline: str) -> tuple[list[str], list[Path]]:
+    """The outputs the lock records whose DVC cache objects exist, and those objects (a directory's
+    listing and its files); uncached outputs have none and travel as files."""
+    paths: list[str] = []
+    found: list[Path] = []
+    for stage in _stages(workspace, pipeline).values():
+        for out in stage.get("outs", []):
+            listing = _object(workspace, str(out.get("md5", "")))
+            if not out.get("md5") or not listing.exists():
+                continue
+            paths.append(str(out["path"]))
+            found.append(listing)
+            if listing.name.endswith(".dir"):
+                found += [_object(workspace, entry["md5"]) for entry in json.loads(listing.read_text())]
+    return paths, sorted(set(found))
+
+
+def pack(workspace: Path, archive: Path, pipeline: str) -> dict[str, Any]:
+    """Write the finished part of ``pipeline`` in ``workspace`` to ``archive``; returns the manifest."""
+    from reverso.machine import machine_info
+
+    workspace = workspace.resolve()
+    items = finished_items(workspace, pipeline)
+    if not items:
+        raise FileNotFoundError(f"{workspace / lock_path(pipeline)}: no finished {pipeline} item to pack")
+    outputs, objects = cached_outputs(workspace, pipeline)
+    manifest = {"pipeline": pipeline, "commit": _commit(workspace), "workspace": str(workspace), "items": items,
+                "machine": machine_info()}
+
+    def uncached(member: tarfile.TarInfo) -> tarfile.TarInfo | None:  # cached outputs travel as DVC objects
+        name = member.name
+        if REBUILT & set(Path(name).parts) or any(name == out or name.startswith(f"{out}/") for out in outputs):
+            return None
+        return member
+
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    staging = archive.with_name(archive.name + ".partial")
+    with tarfile.open(staging, "w:gz") as tar:
+        for rel in (str(lock_path(pipeline)), *COMMON, *PIPELINES[pipeline]):
+            if (workspace / rel).exists():
+                tar.add(workspace / rel, arcname=rel, filter=uncached)
+        for path in objects:
+            tar.add(path, arcname=str(path.relative_to(workspace)))
+        data = json.dumps(manifest, indent=2).encode()
+        info = tarfile.TarInfo(MANIFEST)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    staging.replace(archive)
+    return manifest
+
+
+def read_manifest(archive: Path) -> dict[str, Any]:
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            member = tar.extractfile(MANIFEST)
+            if member is None:
+                raise KeyError(MANIFEST)
+            return json.loads(member.read())
+    except (tarfile.TarError, KeyError, json.JSONDecodeError) as exc:
+        raise DataError(f"{archive}: not a progress archive written by `pack` ({type(exc).__name__}: {exc})") from None
+
+
+def unpack(archive: Path, workspace: Path) -> tuple[dict[str, Any], list[str]]:
+    """Restore a packed pipeline into ``workspace``; returns the manifest and what the resume should know."""
+    workspace = workspace.resolve()
+    manifest = read_manifest(archive)
+    notes = []
+    if manifest["workspace"] != str(workspace):
+        raise DataError(f"{archive} was packed in {manifest['workspace']}; unpack it there (MLflow keeps absolute "
+                         f"artefact paths): git worktree add {manifest['workspace']} {manifest['commit'] or '<commit>'}")
+    commit = _commit(workspace)
+    if manifest["commit"] and commit != manifest["commit"]:
+        notes.append(f"packed at commit {manifest['commit'][:12]}, this checkout is {(commit or '?')[:12]}: items whose "
+                     "code changed since will rerun")
+    with tarfile.open(archive, "r:gz") as tar:
+        members = [m for m in tar.getmembers() if m.name != MANIFEST]
+        for member in members:
+            if member.issym() or member.islnk() or Path(member.name).is_absolute() or ".." in Path(member.name).parts:
+                raise DataError(f"{archive}: refusing member {member.name!r} (a link or outside the workspace)")
+        tar.extractall(workspace, members=members, filter="data")
+    dvc = Path(sys.executable).parent / "dvc"
+    pipeline_file = f"{manifest['pipeline']}/dvc.yaml"  # the cached outputs back from the restored objects
+    subprocess.run([str(dvc) if dvc.exists() else "dvc", "checkout", "--quiet", pipeline_file], cwd=workspace, check=True)
+    return manifest, notes
