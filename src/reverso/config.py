@@ -240,6 +240,9 @@ class EvaluateParams(ServerFields):
     # Also answer the suites with the current @champion, so challenger vs champion is a paired
     # difference on the same prompts in the same run (promote refuses evidence from another champion).
     with_champion: bool = True
+    # a model's greedy answers to the same prompts with the same settings on the same CPU are reused
+    # (.reverso/answer-cache, evaluate/answer_cache.py): an improve round answers only its challenger
+    reuse_answers: bool = True
     # Types absent from training (a subset of collect.held_out_types): the "ood" suite draws its rules
     # only from them and the generated in-distribution suites never use them.
     held_out_types: list[str] = []

@@ -19,6 +19,7 @@ from typing import Any, TypedDict
 from reverso.config import ConfigError, EvaluateParams, RegistryParams
 from reverso.contracts import Message, Session
 from reverso.generation import GenerationSettings, Sampler, make_sampler
+from reverso.evaluate.answer_cache import CACHE_DIR
 from reverso.evaluate.loaders import LOADERS
 from reverso.evaluate.metrics import flatten
 from reverso.evaluate.report import plot_per_constraint, write_report
@@ -123,33 +124,54 @@ def served_adapter(params: EvaluateParams, name: str, adapter: Path | None) -> s
 def evaluate_models(models: dict[str, tuple[Path, Path | None]], suites: dict[str, list[Session]],
                     params: EvaluateParams, judge: Any = None, scores: dict[str, Scores] | None = None,
                     finish: dict[str, dict[str, list[list[Answer]]]] | None = None,
-                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+                    answer_cache: Path | None = None,
+                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Generate + score for each named (base model dir, adapter or None); ``scores`` gets per-turn scores,
-    ``finish`` each answer's finish reason and length; ``results[name]["truncation"]`` summarises them."""
-    results, outputs, timing = {}, {}, {"generation_s": 0.0, "scoring_s": 0.0}
+    ``finish`` each answer's finish reason and length; ``results[name]["truncation"]`` summarises them.
+    ``answer_cache`` (a folder): a model that answered the same prompts with the same settings on this
+    CPU before is not asked again (evaluate/answer_cache.py); ``timing["reused"]`` names those models."""
+    from reverso.evaluate import answer_cache as cache
+
+    results, outputs = {}, {}
+    timing: dict[str, Any] = {"generation_s": 0.0, "scoring_s": 0.0, "reused": []}
     served = {name: served_adapter(params, name, adapter) for name, (_, adapter) in models.items()}  # fail early
     for name, (model_dir, adapter) in models.items():
-        # evaluate.backend: openvino (a cached export of base + merged adapter, f32), hf, vllm (base +
-        # merged adapter, cached) or openai (the server serves base and adapters; served_adapters names them)
-        sampler = make_sampler(params.backend, model_dir, adapter, openvino=params.openvino,
-                               batch_size=params.batch_size, server=params, seed=params.seed,
-                               served_as=served[name], section="evaluate")
         started = time.perf_counter()
         ends: dict[str, list[list[Answer]]] = {} if finish is None else finish.setdefault(name, {})
-        outputs[name] = generate_suites(sampler, suites, params, ends)
+        key = cache.answer_key(params, model_dir, adapter, suites) if answer_cache is not None else None
+        stored = cache.load(answer_cache, key) if answer_cache is not None else None
+        if stored is not None:
+            outputs[name] = stored[0]
+            ends.update(stored[1])
+            timing["reused"].append(name)
+        else:
+            outputs[name] = _answer(params, model_dir, adapter, served[name], suites, ends)
+            if answer_cache is not None:
+                cache.save(answer_cache, key, outputs[name], ends)
         scored = time.perf_counter()
-        keep = None if scores is None else scores.setdefault(name, {})
-        results[name] = score_model(suites, outputs[name], judge, keep)
+        results[name] = score_model(suites, outputs[name], judge, None if scores is None else scores.setdefault(name, {}))
         results[name]["truncation"] = truncation(ends)
         timing["generation_s"] += scored - started
         timing["scoring_s"] += time.perf_counter() - scored
-        # One model's engine at a time: the next model's merge and export must not stack on it.
+    return results, outputs, timing
+
+
+def _answer(params: EvaluateParams, model_dir: Path, adapter: Path | None, served_as: str | None,
+            suites: dict[str, list[Session]], ends: dict[str, list[list[Answer]]]) -> dict[str, list[list[str]]]:
+    """One model's greedy answers on every suite. evaluate.backend: openvino (a cached export of base +
+    merged adapter, f32), hf, vllm (base + merged adapter, cached) or openai (the server serves base and
+    adapters; served_adapters names them)."""
+    sampler = make_sampler(params.backend, model_dir, adapter, openvino=params.openvino,
+                           batch_size=params.batch_size, server=params, seed=params.seed,
+                           served_as=served_as, section="evaluate")
+    try:
+        return generate_suites(sampler, suites, params, ends)
+    finally:  # one model's engine at a time: the next model's merge and export must not stack on it
         if hasattr(sampler, "close"):
             sampler.close()
         del sampler
         gc.collect()
         return_freed_memory()
-    return results, outputs, timing
 
 
 def evaluate(
@@ -171,8 +193,9 @@ def evaluate(
         models["champion"] = (model_dir, champion[1])
     scores: dict[str, Scores] = {}
     finish: dict[str, dict[str, list[list[Answer]]]] = {}
+    reuse = Path(workspace) / CACHE_DIR if params.reuse_answers else None
     results, outputs, timing = evaluate_models(models, suites, params, make_eval_judge(params.judge), scores,
-                                               finish)
+                                               finish, answer_cache=reuse)
     names = list(models)
     results["models"] = names
     results["champion_version"] = champion[0] if champion else None
