@@ -26,7 +26,8 @@ from reverso.io import write_json
 CACHE_DIR = Path(".reverso/answer-cache")
 FORMAT = 1
 WEIGHT_FILES = ("*.safetensors", "config.json", "generation_config.json", "tokenizer*", "special_tokens_map.json",
-                "chat_template*", "adapter_config.json")
+                "chat_template*")
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")  # prompts use the base model's tokenizer
 LOCAL_KEYS = {"base_model_name_or_path", "revision"}  # where an adapter was trained, not what it computes
 
 
@@ -41,9 +42,10 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def model_digest(directory: Path) -> str:
-    """What in a model or adapter folder decides its answers (top level: the layout HF and PEFT save)."""
-    files = sorted({p for pattern in WEIGHT_FILES for p in Path(directory).glob(pattern) if p.is_file()})
+def model_digest(directory: Path, adapter: bool = False) -> str:
+    """What in a model (or adapter) folder decides its answers (top level: the layout HF and PEFT save)."""
+    patterns = ADAPTER_FILES if adapter else WEIGHT_FILES
+    files = sorted({p for pattern in patterns for p in Path(directory).glob(pattern) if p.is_file()})
     if not files:
         raise FileNotFoundError(f"{directory}: no model weights or config to identify the model by")
     return hashlib.sha256(json.dumps({p.name: _file_digest(p) for p in files}, sort_keys=True).encode()).hexdigest()
@@ -57,7 +59,7 @@ def answer_key(params: Any, model_dir: Path, adapter: Path | None, suites: dict[
 
     machine = machine_info()
     facts = {
-        "format": FORMAT, "model": model_digest(model_dir), "adapter": model_digest(adapter) if adapter else None,
+        "format": FORMAT, "model": model_digest(model_dir), "adapter": model_digest(adapter, adapter=True) if adapter else None,
         "suites": {name: [s.model_dump(mode="json") for s in items] for name, items in suites.items()},
         "decoding": {"backend": params.backend, "max_new_tokens": params.max_new_tokens, "seed": params.seed,
                      "batch_size": params.batch_size, "openvino": params.openvino.model_dump(mode="json")},
