@@ -161,8 +161,8 @@ def test_report_refuses_evaluations_on_different_suites() -> None:
 
 
 SMOKE = [
-    "model.source=random-init", "collect.sessions=10", "collect.turns=2", "collect.system_constraints=6",
-    "collect.samples_per_turn=4", "collect.sampler.max_new_tokens=24", "reverse.max_quarantine_fraction=0.5",
+    "model.source=random-init", "collect.sessions=24", "collect.turns=2", "collect.system_constraints=6",
+    "collect.samples_per_turn=5", "collect.sampler.max_new_tokens=24", "reverse.max_quarantine_fraction=0.5",
     "pairs.g_min=1", "pairs.allow_truncated=true", "pairs.max_length=256", "train.max_length=256",
     "train.max_steps=2",
     "evaluate.suites.ifeval=3", "evaluate.suites.multi_if=2", "evaluate.suites.sysbench=1",
