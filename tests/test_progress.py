@@ -86,6 +86,24 @@ def test_a_packed_study_resumes_on_a_fresh_clone_without_rerunning(tmp_path: Pat
     assert "Running stage" not in repro(workspace)  # both items skipped: outputs, cache and lock agree
 
 
+def test_a_study_packed_halfway_unpacks_and_runs_only_the_rest(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    fresh_repo(workspace)
+    (workspace / "study/dvc.yaml").write_text(PIPELINE.replace("- reports/study/eval/rpo-1.json:\n          cache: false",
+                                                                "- reports/study/eval/rpo-1.json"))  # a cached output
+    subprocess.run([DVC, "repro", "--single-item", "study/dvc.yaml:study-train"], cwd=workspace, check=True,
+                   capture_output=True)
+    archive = tmp_path / "progress.tar.gz"
+    assert pack(workspace, archive, "study")["items"] == ["study-train"]
+    shutil.rmtree(workspace)
+    fresh_repo(workspace)
+    (workspace / "study/dvc.yaml").write_text(PIPELINE.replace("- reports/study/eval/rpo-1.json:\n          cache: false",
+                                                                "- reports/study/eval/rpo-1.json"))
+    unpack(archive, workspace)  # the unfinished item has no outputs to check out, and that is no error
+    ran = repro(workspace)
+    assert "Running stage 'study/dvc.yaml:study-evaluate'" in ran and "study-train'" not in ran.split("Running")[-1]
+
+
 def test_unpack_refuses_another_path_and_members_outside_the_workspace(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     fresh_repo(workspace)

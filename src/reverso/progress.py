@@ -157,6 +157,7 @@ def unpack(archive: Path, workspace: Path) -> tuple[dict[str, Any], list[str]]:
                 raise DataError(f"{archive}: refusing member {member.name!r} (a link or outside the workspace)")
         tar.extractall(workspace, members=members, filter="data")
     dvc = Path(sys.executable).parent / "dvc"
-    pipeline_file = f"{manifest['pipeline']}/dvc.yaml"  # the cached outputs back from the restored objects
-    subprocess.run([str(dvc) if dvc.exists() else "dvc", "checkout", "--quiet", pipeline_file], cwd=workspace, check=True)
+    # the finished items' cached outputs back from the restored objects (the unfinished ones have none)
+    targets = [f"{manifest['pipeline']}/dvc.yaml:{item}" for item in manifest["items"]]
+    subprocess.run([str(dvc) if dvc.exists() else "dvc", "checkout", "--quiet", *targets], cwd=workspace, check=True)
     return manifest, notes
