@@ -177,7 +177,7 @@ def test_evaluate_pairs_policy_with_champion_in_one_run_and_the_gate_reads_it(is
     monkeypatch.setattr(reg, "download_adapter", lambda name, version: tmp_path / f"adapter-v{version}")
     answered = {}
 
-    def fake_models(models, suites, params, judge=None, scores=None, finish=None, answer_cache=None):  # generation is another module's job
+    def fake_models(models, suites, params, judge=None, scores=None, finish=None, workspace=None):  # generation is another module's job
         answered.update(models)
         texts = {"base": "", "policy": "Hello! Here is my answer. Hope this helps!", "champion": "hi"}
         outputs = {name: {suite: [[texts[name]] * len(s.turns) for s in items] for suite, items in suites.items()}

@@ -1,4 +1,4 @@
-"""What machine and stack produced a figure: CPU flags, core count and package versions.
+"""What machine and stack produced a figure: CPU flags, core count, package versions and the git commit.
 
 Runs on one commit and seed differ between CPUs (AVX-512 vs AVX2-only kernels round differently),
 so every benchmark JSON and every reference run records this, and comparisons say when two runs
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,13 @@ def same_machine(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool | N
     if not a or not b or "cpu_flags" not in a or "cpu_flags" not in b:
         return None
     return sorted(a["cpu_flags"]) == sorted(b["cpu_flags"]) and a.get("versions") == b.get("versions")
+
+
+def git_commit(cwd: str | Path = ".") -> str | None:
+    """HEAD of the git checkout at ``cwd``; None outside one (or without git)."""
+    try:
+        found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10,
+                               check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (found.stdout.strip() or None) if found.returncode == 0 else None

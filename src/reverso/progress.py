@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from reverso.io import DataError
+from reverso.machine import git_commit, machine_info
 
 MANIFEST = "progress.json"
 COMMON = ("dvc.lock", "params.yaml", "mlflow.db", "mlartifacts", ".reverso/ref-cache")
@@ -51,13 +52,6 @@ def lock_path(pipeline: str) -> Path:
 
 def default_archive(pipeline: str, name: str) -> Path:
     return Path(pipeline) / "progress" / f"{name}.tar.gz"
-
-
-def _commit(workspace: Path) -> str | None:
-    found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True, check=False)
-    if found.returncode != 0:
-        return None
-    return found.stdout.strip() or None
 
 
 def _stages(workspace: Path, pipeline: str) -> dict[str, Any]:
@@ -95,14 +89,12 @@ def cached_outputs(workspace: Path, pipeline: str) -> tuple[list[str], list[Path
 
 def pack(workspace: Path, archive: Path, pipeline: str) -> dict[str, Any]:
     """Write the finished part of ``pipeline`` in ``workspace`` to ``archive``; returns the manifest."""
-    from reverso.machine import machine_info
-
     workspace = workspace.resolve()
     items = finished_items(workspace, pipeline)
     if not items:
         raise FileNotFoundError(f"{workspace / lock_path(pipeline)}: no finished {pipeline} item to pack")
     outputs, objects = cached_outputs(workspace, pipeline)
-    manifest = {"pipeline": pipeline, "commit": _commit(workspace), "workspace": str(workspace), "items": items,
+    manifest = {"pipeline": pipeline, "commit": git_commit(workspace), "workspace": str(workspace), "items": items,
                 "machine": machine_info()}
 
     def uncached(member: tarfile.TarInfo) -> tarfile.TarInfo | None:  # cached outputs travel as DVC objects
@@ -146,7 +138,7 @@ def unpack(archive: Path, workspace: Path) -> tuple[dict[str, Any], list[str]]:
     if manifest["workspace"] != str(workspace):
         raise DataError(f"{archive} was packed in {manifest['workspace']}; unpack it there (MLflow keeps absolute "
                          f"artefact paths): git worktree add {manifest['workspace']} {manifest['commit'] or '<commit>'}")
-    commit = _commit(workspace)
+    commit = git_commit(workspace)
     if manifest["commit"] and commit != manifest["commit"]:
         notes.append(f"packed at commit {manifest['commit'][:12]}, this checkout is {(commit or '?')[:12]}: items whose "
                      "code changed since will rerun")

@@ -19,7 +19,7 @@ from typing import Any, TypedDict
 from reverso.config import ConfigError, EvaluateParams, RegistryParams
 from reverso.contracts import Message, Session
 from reverso.generation import GenerationSettings, Sampler, make_sampler
-from reverso.evaluate.answer_cache import CACHE_DIR
+from reverso.evaluate import answer_cache
 from reverso.evaluate.loaders import LOADERS
 from reverso.evaluate.metrics import flatten
 from reverso.evaluate.report import plot_per_constraint, write_report
@@ -124,30 +124,31 @@ def served_adapter(params: EvaluateParams, name: str, adapter: Path | None) -> s
 def evaluate_models(models: dict[str, tuple[Path, Path | None]], suites: dict[str, list[Session]],
                     params: EvaluateParams, judge: Any = None, scores: dict[str, Scores] | None = None,
                     finish: dict[str, dict[str, list[list[Answer]]]] | None = None,
-                    answer_cache: Path | None = None,
+                    workspace: str | Path | None = None,
                     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Generate + score for each named (base model dir, adapter or None); ``scores`` gets per-turn scores,
     ``finish`` each answer's finish reason and length; ``results[name]["truncation"]`` summarises them.
-    ``answer_cache`` (a folder): a model that answered the same prompts with the same settings on this
-    CPU before is not asked again (evaluate/answer_cache.py); ``timing["reused"]`` names those models."""
-    from reverso.evaluate import answer_cache as cache
-
+    With a ``workspace`` and ``evaluate.reuse_answers``, a model that answered the same prompts with the
+    same settings on this CPU before is not asked again (evaluate/answer_cache.py); ``timing["reused"]``
+    names those models."""
+    cache = answer_cache.folder(params, workspace) if workspace is not None else None
+    bases = {d: answer_cache.base_digest(d) for d in {m for m, _ in models.values()}} if cache else {}
     results, outputs = {}, {}
     timing: dict[str, Any] = {"generation_s": 0.0, "scoring_s": 0.0, "reused": []}
     served = {name: served_adapter(params, name, adapter) for name, (_, adapter) in models.items()}  # fail early
     for name, (model_dir, adapter) in models.items():
         started = time.perf_counter()
         ends: dict[str, list[list[Answer]]] = {} if finish is None else finish.setdefault(name, {})
-        key = cache.answer_key(params, model_dir, adapter, suites) if answer_cache is not None else None
-        stored = cache.load(answer_cache, key) if answer_cache is not None else None
+        key = answer_cache.answer_key(params, bases[model_dir], adapter, suites) if cache else None
+        stored = answer_cache.load(cache, key) if cache and key else None
         if stored is not None:
             outputs[name] = stored[0]
             ends.update(stored[1])
             timing["reused"].append(name)
         else:
             outputs[name] = _answer(params, model_dir, adapter, served[name], suites, ends)
-            if answer_cache is not None:
-                cache.save(answer_cache, key, outputs[name], ends)
+            if cache and key:
+                answer_cache.save(cache, key, outputs[name], ends)
         scored = time.perf_counter()
         results[name] = score_model(suites, outputs[name], judge, None if scores is None else scores.setdefault(name, {}))
         results[name]["truncation"] = truncation(ends)
@@ -193,9 +194,8 @@ def evaluate(
         models["champion"] = (model_dir, champion[1])
     scores: dict[str, Scores] = {}
     finish: dict[str, dict[str, list[list[Answer]]]] = {}
-    reuse = Path(workspace) / CACHE_DIR if params.reuse_answers else None
     results, outputs, timing = evaluate_models(models, suites, params, make_eval_judge(params.judge), scores,
-                                               finish, answer_cache=reuse)
+                                               finish, workspace=workspace)
     names = list(models)
     results["models"] = names
     results["champion_version"] = champion[0] if champion else None

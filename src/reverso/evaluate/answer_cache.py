@@ -25,41 +25,50 @@ from reverso.io import write_json
 
 CACHE_DIR = Path(".reverso/answer-cache")
 FORMAT = 1
-WEIGHT_FILES = ("*.safetensors", "config.json", "generation_config.json", "tokenizer*", "special_tokens_map.json",
-                "chat_template*")
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")  # prompts use the base model's tokenizer
 LOCAL_KEYS = {"base_model_name_or_path", "revision"}  # where an adapter was trained, not what it computes
 
 
-def _file_digest(path: Path) -> str:
-    if path.name == "adapter_config.json":
-        config = {k: v for k, v in json.loads(path.read_text()).items() if k not in LOCAL_KEYS}
-        return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+def folder(params: Any, workspace: str | Path) -> Path | None:
+    """The workspace's answer cache, or None when ``evaluate.reuse_answers`` is off."""
+    return Path(workspace) / CACHE_DIR if params.reuse_answers else None
+
+
+def base_digest(model_dir: Path) -> str:
+    """The base model's weights, config and tokenizer files: the ones that key its OpenVINO export."""
+    from reverso.generation.convert import _hash_folder
+
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    _hash_folder(digest, Path(model_dir), "base")
     return digest.hexdigest()
 
 
-def model_digest(directory: Path, adapter: bool = False) -> str:
-    """What in a model (or adapter) folder decides its answers (top level: the layout HF and PEFT save)."""
-    patterns = ADAPTER_FILES if adapter else WEIGHT_FILES
-    files = sorted({p for pattern in patterns for p in Path(directory).glob(pattern) if p.is_file()})
-    if not files:
-        raise FileNotFoundError(f"{directory}: no model weights or config to identify the model by")
-    return hashlib.sha256(json.dumps({p.name: _file_digest(p) for p in files}, sort_keys=True).encode()).hexdigest()
+def adapter_digest(adapter: Path) -> str:
+    """An adapter's weights and config, without where it was trained (so the registry's copy of this
+    round's adapter, with other paths and run files beside it, is the same adapter)."""
+    digest = hashlib.sha256()
+    for name in ADAPTER_FILES:
+        path = Path(adapter) / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{adapter}: no {name} to identify the adapter by")
+        if name == "adapter_config.json":
+            config = {k: v for k, v in json.loads(path.read_text()).items() if k not in LOCAL_KEYS}
+            digest.update(json.dumps(config, sort_keys=True).encode())
+        else:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
-def answer_key(params: Any, model_dir: Path, adapter: Path | None, suites: dict[str, list[Any]]) -> str | None:
-    """The cache key of one model's answers to ``suites`` under ``params`` (EvaluateParams); None: do not cache."""
+def answer_key(params: Any, base: str, adapter: Path | None, suites: dict[str, list[Any]]) -> str | None:
+    """The cache key of one model's answers to ``suites`` under ``params`` (EvaluateParams), ``base`` its
+    base_digest; None: do not cache."""
     if params.backend == "openai":
         return None
     from reverso.machine import machine_info
 
     machine = machine_info()
     facts = {
-        "format": FORMAT, "model": model_digest(model_dir), "adapter": model_digest(adapter, adapter=True) if adapter else None,
+        "format": FORMAT, "model": base, "adapter": adapter_digest(adapter) if adapter else None,
         "suites": {name: [s.model_dump(mode="json") for s in items] for name, items in suites.items()},
         "decoding": {"backend": params.backend, "max_new_tokens": params.max_new_tokens, "seed": params.seed,
                      "batch_size": params.batch_size, "openvino": params.openvino.model_dump(mode="json")},
@@ -68,10 +77,10 @@ def answer_key(params: Any, model_dir: Path, adapter: Path | None, suites: dict[
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def load(cache_dir: Path, key: str | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def load(cache_dir: Path, key: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(texts, finish) per suite when this model answered these prompts before, else None."""
     path = Path(cache_dir) / f"{key}.json"
-    if key is None or not path.exists():
+    if not path.exists():
         return None
     try:
         stored = json.loads(path.read_text())
@@ -80,6 +89,5 @@ def load(cache_dir: Path, key: str | None) -> tuple[dict[str, Any], dict[str, An
         return None  # a damaged entry is answered again and overwritten
 
 
-def save(cache_dir: Path, key: str | None, texts: dict[str, Any], finish: dict[str, Any]) -> None:
-    if key is not None:
-        write_json(Path(cache_dir) / f"{key}.json", {"texts": texts, "finish": finish})
+def save(cache_dir: Path, key: str, texts: dict[str, Any], finish: dict[str, Any]) -> None:
+    write_json(Path(cache_dir) / f"{key}.json", {"texts": texts, "finish": finish})

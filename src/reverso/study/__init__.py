@@ -127,11 +127,9 @@ def evaluate_model(params: Params, name: str, model_dir: Path, adapter: Path | N
     evaluate, suites = study_suites(params, seed_dir)
     scores: dict[str, Any] = {}
     finish: dict[str, Any] = {}
-    from reverso.evaluate.answer_cache import CACHE_DIR
-
     results, outputs, timing = evaluate_models({name: (model_dir, adapter)}, suites, evaluate,
                                                judge=make_eval_judge(evaluate.judge), scores=scores, finish=finish,
-                                               answer_cache=CACHE_DIR if evaluate.reuse_answers else None)
+                                               workspace=".")
     record = {"model": name, "split": params.study.split, "suites_digest": suites_digest(suites),
               "suite_sizes": {k: len(v) for k, v in suites.items()}, "metrics": results[name],
               "clusters": {suite: [source_query(s) for s in items] for suite, items in suites.items()},

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 
 from reverso.config import ConfigError, RegistryParams, TrainParams
 from reverso.io import DataError, write_json
+from reverso.machine import git_commit
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TRAIN_INFO = "reverso_train.json"
@@ -89,7 +89,7 @@ def curated_params(params: TrainParams, model_dir: Path, pairs_hash: str) -> dic
         "pairs_per_step": params.pairs_per_step, "grad_accum": params.gradient_accumulation_steps,
         "max_length": params.max_length, "bf16": str(params.bf16), "group_by_length": params.group_by_length,
         "lora": params.lora.enabled, "lora_r": params.lora.r, "lora_alpha": params.lora.alpha,
-        "lora_dropout": params.lora.dropout, "seed": params.seed, "git_commit": _git_commit(),
+        "lora_dropout": params.lora.dropout, "seed": params.seed, "git_commit": git_commit() or "unknown",
         "precompute_ref_log_probs": params.precompute_ref_log_probs, "forward": params.forward,
     }
 
@@ -139,14 +139,6 @@ def regime(params: TrainParams, train_pairs: int) -> dict[str, Any]:
             "learning_rate": params.learning_rate, "bf16": use_bf16(params.bf16),
             "group_by_length": params.group_by_length, "gradient_checkpointing": params.gradient_checkpointing,
             "forward": params.forward}
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def _mlflow_callback() -> Any:
