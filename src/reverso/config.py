@@ -14,13 +14,15 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from reverso.config_base import ConfigError, _Section
-from reverso.config_serve import ServerFields, VLLMParams
-from reverso.config_eval import BootstrapParams, EvaluateJudge, OfficialFiles, SuiteSizes, _sampleable
+from reverso.config_eval import BootstrapParams, EvaluateJudge, EvaluateParams, OfficialFiles, SuiteSizes, _sampleable
+from reverso.config_serve import OpenVINOParams, SamplingOpenVINOParams, ServerFields, VLLMParams, _renamed_engine_fields
 from reverso.config_improve import ImproveParams
 from reverso.config_study import StudyParams
 from reverso.config_train import ArmSpec, LoraParams, LossTerm, TrainParams, with_arm
 
-__all__ = ["ArmSpec", "ConfigError", "LoraParams", "LossTerm", "ServerFields", "TrainParams", "VLLMParams", "with_arm"]
+__all__ = ["ArmSpec", "BootstrapParams", "ConfigError", "EvaluateJudge", "EvaluateParams", "LoraParams", "LossTerm",
+           "OfficialFiles", "OpenVINOParams", "SamplingOpenVINOParams", "ServerFields", "SuiteSizes", "TrainParams",
+           "VLLMParams", "with_arm"]
 
 
 class RandomInitConfig(_Section):
@@ -54,43 +56,6 @@ class ModelParams(_Section):
         if self.source == "hf" and not self.hf_path:
             raise ValueError("model.hf_path is required when model.source is 'hf'")
         return self
-
-
-class OpenVINOParams(_Section):
-    """The CPU inference engine (OpenVINO GenAI) behind generation backend ``openvino``; docs/benchmarks.md."""
-
-    # Weights of the exported model: int8 for collect's sampling (fastest, samples are random anyway),
-    # fp16 for evaluation (with precision f32 its greedy ids match HF fp32).
-    weight_format: Literal["int8", "fp16", "fp32"] = "fp16"
-    # f32: f32 inference and KV cache, exact greedy (evaluation); default: the engine's choice on this
-    # CPU (bf16 inference where the CPU has it, u8 KV cache), fastest (collect).
-    precision: Literal["f32", "default"] = "f32"
-    threads: int = Field(0, ge=0)  # 0 = every core
-    # KV-cache pool of the continuous batch; requests that do not fit wait for a free block.
-    kv_cache_gb: int = Field(1, ge=1, le=64)
-    # Exported models, one folder per weights digest (+ runtime version + weight format).
-    cache_dir: str = ".reverso/openvino"
-    # optimum-cli of the export environment; null = .venv-export beside the running venv.
-    exporter: str | None = None
-
-
-class SamplingOpenVINOParams(OpenVINOParams):
-    """OpenVINO for collect's sampling: int8 weights at the engine's own precision (samples are random)."""
-
-    weight_format: Literal["int8", "fp16", "fp32"] = "int8"
-    precision: Literal["f32", "default"] = "default"
-
-
-def _renamed_engine_fields(section: str, data: Any) -> Any:
-    """Point a params file written for the CTranslate2 engine at what replaced it."""
-    if isinstance(data, dict):
-        if "repetition_penalty" in data:
-            raise ValueError(f"{section}.repetition_penalty was replaced by {section}.presence_penalty: the same "
-                             "semantics in every backend (generated tokens only; docs/params.md)")
-        if "engine" in data or data.get("backend") == "engine":
-            raise ValueError(f"{section}: the CTranslate2 backend 'engine' was replaced by 'openvino' "
-                             f"(settings under {section}.openvino; docs/params.md)")
-    return data
 
 
 class SamplerParams(ServerFields):
@@ -209,62 +174,6 @@ class PairsParams(_Section):
         return (["rpo", "dpo"] if value else []) if isinstance(value, bool) else value
     seed: int = 7
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
-
-
-class EvaluateParams(ServerFields):
-    """``evaluate``: held-out suites, base vs policy, identical greedy decoding (server fields: config_serve)."""
-
-    seed: int = 2024  # disjoint from collect.seed; suites also use the corpus' eval portion only
-    suites: SuiteSizes = SuiteSizes()
-    ifeval_constraints: tuple[int, int] = (1, 3)  # min, max constraints per prompt (IFEval: 1-4)
-    multi_if_turns: int = Field(3, ge=1, le=5)
-    sysbench_turns: int = Field(5, ge=1, le=8)
-    sysbench_constraints: int = Field(3, ge=1, le=8)
-    official: OfficialFiles = OfficialFiles()
-    # Room for a finished answer (as collect.sampler): a cut-off reply fails end/JSON/length rules.
-    max_new_tokens: int = Field(384, ge=1)
-    batch_size: int = Field(16, ge=1)  # hf backend
-    # Greedy decoding of every model (base, policy, champion) on the same backend, in full precision.
-    # vllm merges each adapter into the base once (vllm.merged_dir); openai asks the server for the
-    # adapter under the name served_adapters gives it (docs/scale-out.md).
-    backend: Literal["openvino", "hf", "vllm", "openai"] = "openvino"
-    # backend openai: evaluate's model label (policy, champion, ...) -> the name the server serves that
-    # adapter under (vllm serve --enable-lora --lora-modules NAME=PATH); base uses model_name.
-    served_adapters: dict[str, str] = {}
-    # fp16 weights + f32 inference and KV cache: greedy ids = HF fp32 (docs/benchmarks.md).
-    openvino: OpenVINOParams = OpenVINOParams()
-    judge: EvaluateJudge = EvaluateJudge()
-    bootstrap: BootstrapParams = BootstrapParams()
-    # The report flags a headline metric whose 95 % CI is wider than +- this (suites too small).
-    target_halfwidth: float = Field(0.05, gt=0.0, le=0.5)
-    # Also answer the suites with the current @champion, so challenger vs champion is a paired
-    # difference on the same prompts in the same run (promote refuses evidence from another champion).
-    with_champion: bool = True
-    # a model's greedy answers to the same prompts with the same settings on the same CPU are reused
-    # (.reverso/answer-cache, evaluate/answer_cache.py): an improve round answers only its challenger
-    reuse_answers: bool = True
-    # Types absent from training (a subset of collect.held_out_types): the "ood" suite draws its rules
-    # only from them and the generated in-distribution suites never use them.
-    held_out_types: list[str] = []
-
-    @field_validator("held_out_types")
-    @classmethod
-    def _known_held_out(cls, value: list[str]) -> list[str]:
-        return _sampleable(value)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed(cls, data: Any) -> Any:
-        return _renamed_engine_fields("evaluate", data)
-
-    @model_validator(mode="after")
-    def _ordered_range(self) -> EvaluateParams:
-        low, high = self.ifeval_constraints
-        if not 1 <= low <= high:
-            raise ValueError("evaluate.ifeval_constraints must be [min, max] with 1 <= min <= max")
-        if self.suites.ood and not self.held_out_types:
-            raise ValueError("evaluate.suites.ood needs evaluate.held_out_types (the types training never saw)")
-        return self
 
 
 class RegistryParams(_Section):

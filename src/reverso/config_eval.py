@@ -1,13 +1,14 @@
 """Evaluation parameter blocks (suite sizes, official files, the judge, the bootstrap) and the held-out
-type check ``collect`` and ``evaluate`` share; ``EvaluateParams`` itself is in config.py."""
+type check ``collect`` and ``evaluate`` share, and the ``evaluate`` section itself."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from reverso.config_base import _Section
+from reverso.config_serve import OpenVINOParams, ServerFields, _renamed_engine_fields
 
 
 def _sampleable(ids: list[str]) -> list[str]:
@@ -65,3 +66,59 @@ class BootstrapParams(_Section):
 
     resamples: int = Field(2000, ge=100)
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
+
+
+class EvaluateParams(ServerFields):
+    """``evaluate``: held-out suites, base vs policy, identical greedy decoding (server fields: config_serve)."""
+
+    seed: int = 2024  # disjoint from collect.seed; suites also use the corpus' eval portion only
+    suites: SuiteSizes = SuiteSizes()
+    ifeval_constraints: tuple[int, int] = (1, 3)  # min, max constraints per prompt (IFEval: 1-4)
+    multi_if_turns: int = Field(3, ge=1, le=5)
+    sysbench_turns: int = Field(5, ge=1, le=8)
+    sysbench_constraints: int = Field(3, ge=1, le=8)
+    official: OfficialFiles = OfficialFiles()
+    # Room for a finished answer (as collect.sampler): a cut-off reply fails end/JSON/length rules.
+    max_new_tokens: int = Field(384, ge=1)
+    batch_size: int = Field(16, ge=1)  # hf backend
+    # Greedy decoding of every model (base, policy, champion) on the same backend, in full precision.
+    # vllm merges each adapter into the base once (vllm.merged_dir); openai asks the server for the
+    # adapter under the name served_adapters gives it (docs/scale-out.md).
+    backend: Literal["openvino", "hf", "vllm", "openai"] = "openvino"
+    # backend openai: evaluate's model label (policy, champion, ...) -> the name the server serves that
+    # adapter under (vllm serve --enable-lora --lora-modules NAME=PATH); base uses model_name.
+    served_adapters: dict[str, str] = {}
+    # fp16 weights + f32 inference and KV cache: greedy ids = HF fp32 (docs/benchmarks.md).
+    openvino: OpenVINOParams = OpenVINOParams()
+    judge: EvaluateJudge = EvaluateJudge()
+    bootstrap: BootstrapParams = BootstrapParams()
+    # The report flags a headline metric whose 95 % CI is wider than +- this (suites too small).
+    target_halfwidth: float = Field(0.05, gt=0.0, le=0.5)
+    # Also answer the suites with the current @champion, so challenger vs champion is a paired
+    # difference on the same prompts in the same run (promote refuses evidence from another champion).
+    with_champion: bool = True
+    # a model's greedy answers to the same prompts with the same settings on the same CPU are reused
+    # (.reverso/answer-cache, evaluate/answer_cache.py): an improve round answers only its challenger
+    reuse_answers: bool = True
+    # Types absent from training (a subset of collect.held_out_types): the "ood" suite draws its rules
+    # only from them and the generated in-distribution suites never use them.
+    held_out_types: list[str] = []
+
+    @field_validator("held_out_types")
+    @classmethod
+    def _known_held_out(cls, value: list[str]) -> list[str]:
+        return _sampleable(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        return _renamed_engine_fields("evaluate", data)
+
+    @model_validator(mode="after")
+    def _ordered_range(self) -> EvaluateParams:
+        low, high = self.ifeval_constraints
+        if not 1 <= low <= high:
+            raise ValueError("evaluate.ifeval_constraints must be [min, max] with 1 <= min <= max")
+        if self.suites.ood and not self.held_out_types:
+            raise ValueError("evaluate.suites.ood needs evaluate.held_out_types (the types training never saw)")
+        return self

@@ -1,13 +1,50 @@
-"""Parameters of the scale-out generation backends (vllm in-process, openai over HTTP), shared by
+"""Parameters of the generation backends (OpenVINO on CPU, vllm in-process, openai over HTTP), shared by
 ``collect.sampler`` and ``evaluate`` so both sections spell them the same way (docs/scale-out.md)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from reverso.config_base import _Section
+
+
+class OpenVINOParams(_Section):
+    """The CPU inference engine (OpenVINO GenAI) behind generation backend ``openvino``; docs/benchmarks.md."""
+
+    # Weights of the exported model: int8 for collect's sampling (fastest, samples are random anyway),
+    # fp16 for evaluation (with precision f32 its greedy ids match HF fp32).
+    weight_format: Literal["int8", "fp16", "fp32"] = "fp16"
+    # f32: f32 inference and KV cache, exact greedy (evaluation); default: the engine's choice on this
+    # CPU (bf16 inference where the CPU has it, u8 KV cache), fastest (collect).
+    precision: Literal["f32", "default"] = "f32"
+    threads: int = Field(0, ge=0)  # 0 = every core
+    # KV-cache pool of the continuous batch; requests that do not fit wait for a free block.
+    kv_cache_gb: int = Field(1, ge=1, le=64)
+    # Exported models, one folder per weights digest (+ runtime version + weight format).
+    cache_dir: str = ".reverso/openvino"
+    # optimum-cli of the export environment; null = .venv-export beside the running venv.
+    exporter: str | None = None
+
+
+class SamplingOpenVINOParams(OpenVINOParams):
+    """OpenVINO for collect's sampling: int8 weights at the engine's own precision (samples are random)."""
+
+    weight_format: Literal["int8", "fp16", "fp32"] = "int8"
+    precision: Literal["f32", "default"] = "default"
+
+
+def _renamed_engine_fields(section: str, data: Any) -> Any:
+    """Point a params file written for the CTranslate2 engine at what replaced it."""
+    if isinstance(data, dict):
+        if "repetition_penalty" in data:
+            raise ValueError(f"{section}.repetition_penalty was replaced by {section}.presence_penalty: the same "
+                             "semantics in every backend (generated tokens only; docs/params.md)")
+        if "engine" in data or data.get("backend") == "engine":
+            raise ValueError(f"{section}: the CTranslate2 backend 'engine' was replaced by 'openvino' "
+                             f"(settings under {section}.openvino; docs/params.md)")
+    return data
 
 
 class VLLMParams(_Section):
