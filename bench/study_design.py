@@ -4,7 +4,7 @@ Reads a finished study's records (``reports/study/eval/*.json``, ``reports/study
 ``data/study/data-*/replicate.json``, ``metrics/study.json``) and writes
 ``bench/results/study_design.json``:
 
-- costs: seconds per training pair-pass (train wall / pairs x epochs), per evaluated answer, per
+- costs: seconds per training pair-pass (the median training's wall / (pairs x epochs)), per evaluated answer, per
   replicate's data (collect -> pairs);
 - the primary difference's variance components: between replicates (seed + data draw) and within a
   replicate (prompt sampling: a bootstrap over query clusters), ``sigma2_rep = max(0, s2_between -
@@ -53,11 +53,14 @@ def replicate_differences(evals: dict[str, dict[str, Any]], a: str, b: str, suit
 def costs(evals: dict[str, dict[str, Any]], trains: dict[str, dict[str, Any]], data: list[dict[str, Any]]) -> dict[str, Any]:
     answers = sum(sum(len(t) for s in r["outputs"].values() for t in s) for r in evals.values())
     eval_s = sum(float(r["wall_s"]) for r in evals.values())
-    passes = sum(float(t["train_pairs"]) * float((t.get("regime") or {}).get("epochs", 1)) for t in trains.values())
-    train_s = sum(float(t["wall_s"]) for t in trains.values())
+    per_training = [(float(t["train_pairs"]) * float((t.get("regime") or {}).get("epochs", 1)), float(t["wall_s"]))
+                    for t in trains.values()]
+    passes = sum(n for n, _ in per_training)
+    # the median training's rate: a training that stalled beside another torch job must not set the price
+    rate = float(np.median([wall / n for n, wall in per_training if n])) if passes else None
     data_s = [float(d.get("wall_s", 0)) for d in data]
     return {"s_per_answer": round(eval_s / answers, 2) if answers else None, "answers": answers,
-            "s_per_pair_pass": round(train_s / passes, 2) if passes else None, "pair_passes": passes,
+            "s_per_pair_pass": round(rate, 2) if rate else None, "pair_passes": passes,
             "s_per_replicate_data": round(float(np.mean(data_s)), 1) if data_s else None,
             "answers_per_model": answers // max(len(evals), 1)}
 
@@ -86,7 +89,9 @@ def main() -> None:
     args = parser.parse_args()
     root = args.workspace
     study = json.loads((root / "metrics/study.json").read_text())
-    evals, trains = _load(root / "reports/study/eval"), _load(root / "reports/study/train")
+    # only this study's models: a folder may still hold another study's records (e.g. round 2's arms)
+    evals = {k: v for k, v in _load(root / "reports/study/eval").items() if k in study["arms"]}
+    trains = {k: v for k, v in _load(root / "reports/study/train").items() if k in study["train"]}
     data = [json.loads(p.read_text()) for p in sorted((root / "data/study").glob("data-*/replicate.json"))]
     primary = study["primary"]
     a, b = primary["comparison"].split("_minus_")
