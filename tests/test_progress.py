@@ -104,6 +104,28 @@ def test_a_study_packed_halfway_unpacks_and_runs_only_the_rest(tmp_path: Path) -
     assert "Running stage 'study/dvc.yaml:study-evaluate'" in ran and "study-train'" not in ran.split("Running")[-1]
 
 
+def test_lock_entries_without_outputs_here_are_not_packed(tmp_path: Path) -> None:
+    """A lock that came with the checkout (a committed record of another run) names items that never ran here:
+    pack leaves them out, so unpack does not try to check out outputs nobody has."""
+    import yaml
+
+    workspace = tmp_path / "ws"
+    fresh_repo(workspace)
+    repro(workspace)
+    lock = workspace / "study/dvc.lock"
+    recorded = yaml.safe_load(lock.read_text())
+    stale = dict(recorded["stages"]["study-train"])
+    stale["outs"] = [{"path": "models/study/rpo-3", "md5": "0" * 32 + ".dir", "hash": "md5"}]
+    recorded["stages"]["study-train@rpo-3"] = stale
+    lock.write_text(yaml.safe_dump(recorded))
+    archive = tmp_path / "progress.tar.gz"
+    assert pack(workspace, archive, "study")["items"] == ["study-evaluate", "study-train"]
+    shutil.rmtree(workspace)
+    fresh_repo(workspace)
+    unpack(archive, workspace)
+    assert (workspace / "models/study/rpo-1/adapter.bin").read_text() == "adapter\n"
+
+
 def test_unpack_refuses_another_path_and_members_outside_the_workspace(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     fresh_repo(workspace)

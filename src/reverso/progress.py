@@ -61,9 +61,16 @@ def _stages(workspace: Path, pipeline: str) -> dict[str, Any]:
     return (yaml.safe_load(lock.read_text()) or {}).get("stages", {}) if lock.exists() else {}
 
 
+def _finished(workspace: Path, pipeline: str) -> dict[str, Any]:
+    """Lock entries whose outputs are all in this workspace: a lock copied from another run (a committed
+    record, a clone) lists items whose outputs never existed here, and those are not finished here."""
+    return {name: stage for name, stage in _stages(workspace, pipeline).items()
+            if all((workspace / str(out["path"])).exists() for out in stage.get("outs", []))}
+
+
 def finished_items(workspace: Path, pipeline: str) -> list[str]:
-    """The stage items the pipeline's lock records as run (the ones a resume will skip)."""
-    return sorted(_stages(workspace, pipeline))
+    """The stage items the pipeline's lock records as run here (the ones a resume will skip)."""
+    return sorted(_finished(workspace, pipeline))
 
 
 def _object(workspace: Path, md5: str) -> Path:
@@ -75,7 +82,7 @@ def cached_outputs(workspace: Path, pipeline: str) -> tuple[list[str], list[Path
     listing and its files); uncached outputs have none and travel as files."""
     paths: list[str] = []
     found: list[Path] = []
-    for stage in _stages(workspace, pipeline).values():
+    for stage in _finished(workspace, pipeline).values():
         for out in stage.get("outs", []):
             listing = _object(workspace, str(out.get("md5", "")))
             if not out.get("md5") or not listing.exists():
@@ -151,5 +158,10 @@ def unpack(archive: Path, workspace: Path) -> tuple[dict[str, Any], list[str]]:
     dvc = Path(sys.executable).parent / "dvc"
     # the finished items' cached outputs back from the restored objects (the unfinished ones have none)
     targets = [f"{manifest['pipeline']}/dvc.yaml:{item}" for item in manifest["items"]]
-    subprocess.run([str(dvc) if dvc.exists() else "dvc", "checkout", "--quiet", *targets], cwd=workspace, check=True)
+    checkout = subprocess.run([str(dvc) if dvc.exists() else "dvc", "checkout", "--quiet", *targets], cwd=workspace,
+                              capture_output=True, text=True)
+    if checkout.returncode != 0:
+        said = (checkout.stderr or checkout.stdout).strip().splitlines()
+        raise DataError(f"{archive}: `dvc checkout` of the packed items failed in {workspace}: "
+                        f"{said[-1] if said else f'exit {checkout.returncode}'}")
     return manifest, notes
