@@ -61,28 +61,24 @@ def _stages(workspace: Path, pipeline: str) -> dict[str, Any]:
     return (yaml.safe_load(lock.read_text()) or {}).get("stages", {}) if lock.exists() else {}
 
 
-def _finished(workspace: Path, pipeline: str) -> dict[str, Any]:
-    """Lock entries whose outputs are all in this workspace: a lock copied from another run (a committed
-    record, a clone) lists items whose outputs never existed here, and those are not finished here."""
+def finished_stages(workspace: Path, pipeline: str) -> dict[str, Any]:
+    """The lock's entries for the items that ran here (the ones a resume will skip): every output is in
+    this workspace. A lock copied from another run (a committed record, a clone) lists items whose
+    outputs never existed here, and those are not finished here."""
     return {name: stage for name, stage in _stages(workspace, pipeline).items()
             if all((workspace / str(out["path"])).exists() for out in stage.get("outs", []))}
-
-
-def finished_items(workspace: Path, pipeline: str) -> list[str]:
-    """The stage items the pipeline's lock records as run here (the ones a resume will skip)."""
-    return sorted(_finished(workspace, pipeline))
 
 
 def _object(workspace: Path, md5: str) -> Path:
     return workspace / CACHE / md5[:2] / md5[2:]
 
 
-def cached_outputs(workspace: Path, pipeline: str) -> tuple[list[str], list[Path]]:
-    """The outputs the lock records whose DVC cache objects exist, and those objects (a directory's
+def cached_outputs(workspace: Path, stages: dict[str, Any]) -> tuple[list[str], list[Path]]:
+    """The outputs of these lock entries whose DVC cache objects exist, and those objects (a directory's
     listing and its files); uncached outputs have none and travel as files."""
     paths: list[str] = []
     found: list[Path] = []
-    for stage in _finished(workspace, pipeline).values():
+    for stage in stages.values():
         for out in stage.get("outs", []):
             listing = _object(workspace, str(out.get("md5", "")))
             if not out.get("md5") or not listing.exists():
@@ -97,10 +93,11 @@ def cached_outputs(workspace: Path, pipeline: str) -> tuple[list[str], list[Path
 def pack(workspace: Path, archive: Path, pipeline: str) -> dict[str, Any]:
     """Write the finished part of ``pipeline`` in ``workspace`` to ``archive``; returns the manifest."""
     workspace = workspace.resolve()
-    items = finished_items(workspace, pipeline)
-    if not items:
+    finished = finished_stages(workspace, pipeline)
+    if not finished:
         raise FileNotFoundError(f"{workspace / lock_path(pipeline)}: no finished {pipeline} item to pack")
-    outputs, objects = cached_outputs(workspace, pipeline)
+    items = sorted(finished)
+    outputs, objects = cached_outputs(workspace, finished)
     manifest = {"pipeline": pipeline, "commit": git_commit(workspace), "workspace": str(workspace), "items": items,
                 "machine": machine_info()}
 
