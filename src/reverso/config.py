@@ -14,7 +14,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from reverso.config_base import ConfigError, _Section
-from reverso.config_eval import BootstrapParams, EvaluateJudge, EvaluateParams, OfficialFiles, SuiteSizes, _sampleable
+from reverso.config_eval import BootstrapParams, EvaluateJudge, EvaluateParams, HeldOutTypes, OfficialFiles, SuiteSizes
 from reverso.config_serve import OpenVINOParams, SamplingOpenVINOParams, ServerFields, VLLMParams, _renamed_engine_fields
 from reverso.config_improve import ImproveParams
 from reverso.config_study import StudyParams
@@ -105,12 +105,7 @@ class CollectParams(_Section):
     hf_dataset: str | None = None
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
     # Constraint types never sampled for training: evaluate's "ood" suite draws only from them.
-    held_out_types: list[str] = []
-
-    @field_validator("held_out_types")
-    @classmethod
-    def _known_held_out(cls, value: list[str]) -> list[str]:
-        return _sampleable(value)
+    held_out_types: HeldOutTypes = []
 
     @model_validator(mode="after")
     def _one_source(self) -> CollectParams:

@@ -3,9 +3,9 @@ type check ``collect`` and ``evaluate`` share, and the ``evaluate`` section itse
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from reverso.config_base import _Section
 from reverso.config_serve import OpenVINOParams, ServerFields, _renamed_engine_fields
@@ -19,6 +19,10 @@ def _sampleable(ids: list[str]) -> list[str]:
     if unknown:
         raise ValueError(f"{unknown} are not sampleable constraint types; choose from `reverso constraints`")
     return sorted(set(ids))
+
+
+# Held-out constraint type ids (collect.held_out_types, evaluate.held_out_types): sampleable, sorted, unique.
+HeldOutTypes = Annotated[list[str], AfterValidator(_sampleable)]
 
 
 class SuiteSizes(_Section):
@@ -102,12 +106,7 @@ class EvaluateParams(ServerFields):
     reuse_answers: bool = True
     # Types absent from training (a subset of collect.held_out_types): the "ood" suite draws its rules
     # only from them and the generated in-distribution suites never use them.
-    held_out_types: list[str] = []
-
-    @field_validator("held_out_types")
-    @classmethod
-    def _known_held_out(cls, value: list[str]) -> list[str]:
-        return _sampleable(value)
+    held_out_types: HeldOutTypes = []
 
     @model_validator(mode="before")
     @classmethod
