@@ -1,7 +1,7 @@
 """Size a study from a pilot: what a replicate and an answer cost, how noisy the primary difference is.
 
 Reads a finished study's records (``reports/study/eval/*.json``, ``reports/study/train/*.json``,
-``data/study/data-*/replicate.json``, ``metrics/study.json``) and writes
+``data/study/data-*/pairs/replicate.json``, ``metrics/study.json``) and writes
 ``bench/results/study_design.json``:
 
 - costs: seconds per training pair-pass (the median training's wall / (pairs x epochs)), per evaluated answer, per
@@ -92,7 +92,7 @@ def main() -> None:
     # only this study's models: a folder may still hold another study's records (e.g. round 2's arms)
     evals = {k: v for k, v in _load(root / "reports/study/eval").items() if k in study["arms"]}
     trains = {k: v for k, v in _load(root / "reports/study/train").items() if k in study["train"]}
-    data = [json.loads(p.read_text()) for p in sorted((root / "data/study").glob("data-*/replicate.json"))]
+    data = [json.loads(p.read_text()) for p in sorted((root / "data/study").glob("data-*/pairs/replicate.json"))]
     primary = study["primary"]
     a, b = primary["comparison"].split("_minus_")
     suite = primary["suite"]

@@ -17,7 +17,7 @@ from reverso.progress import pack, read_manifest, unpack
 
 DVC = str(Path(sys.executable).parent / "dvc")
 # A two-item study pipeline in the shape of study/dvc.yaml: a cached directory output, a cached file
-# output and an uncached report, as study-data / study-train / study-evaluate write them.
+# output and an uncached report, as study-collect / study-pairs / study-train / study-evaluate write them.
 PIPELINE = """\
 stages:
   study-train:

@@ -239,7 +239,7 @@ def test_study_smoke_end_to_end(tmp_path: Path) -> None:
     copy_repo(workspace)
     run([str(bin_dir / "reverso"), "study", "unpack", str(archive)], workspace, env)
     resumed = run([str(bin_dir / "reverso"), "study"], workspace, env)
-    for item in ("study-data@2", "study-train@rpo-2", "study-evaluate-aa", "study-evaluate@dpo-1"):
+    for item in ("study-collect@2", "study-pairs@2", "study-train@rpo-2", "study-evaluate-aa", "study-evaluate@dpo-1"):
         assert f"{item}: skipped (already finished)" in resumed
     assert "Running stage 'study/dvc.yaml:study-train" not in resumed
     assert "Running stage 'study/dvc.yaml:study-evaluate" not in resumed

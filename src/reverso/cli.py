@@ -282,18 +282,30 @@ def study_train_arm(arm: Annotated[str, typer.Option(help="a study.arms name (e.
         typer.echo(f"study {arm}-{seed}: {result['steps']} steps, loss {result['train_loss']:.4f}")
 
 
-@study_app.command("data")
+@study_app.command("collect")
 @_friendly
 @_stage
-def study_data(seed: Annotated[int, typer.Option(help="the replicate's seed (its data draw: collect.seed + seed)")],
-               params: ParamsOpt = Path("params.yaml"), model: Path = BASE, seed_dir: Path = SEED,
-               set_: SetOpt = None) -> None:
-    """collect -> reverse -> pairs for one replicate (a DVC stage item: study-data@SEED)."""
-    from reverso.study.replicate import build_replicate_data
+def study_collect(seed: Annotated[int, typer.Option(help="the replicate's seed (its data draw: collect.seed + seed)")],
+                  params: ParamsOpt = Path("params.yaml"), model: Path = BASE, seed_dir: Path = SEED,
+                  set_: SetOpt = None) -> None:
+    """collect -> reverse for one replicate (a DVC stage item: study-collect@SEED)."""
+    from reverso.study.replicate import collect_replicate
 
-    summary = build_replicate_data(_params(params, set_), seed, model, seed_dir)
-    typer.echo(f"study data {seed}: collect seed {summary['collect_seed']}, {summary['sessions']} sessions, "
-               f"pairs {summary['pairs']}")
+    summary = collect_replicate(_params(params, set_), seed, model, seed_dir)
+    typer.echo(f"study collect {seed}: collect seed {summary['collect_seed']}, {summary['sessions']} sessions, "
+               f"{summary['responses']} responses")
+
+
+@study_app.command("pairs")
+@_friendly
+@_stage
+def study_pairs(seed: Annotated[int, typer.Option(help="the replicate's seed")],
+                params: ParamsOpt = Path("params.yaml"), model: Path = BASE, set_: SetOpt = None) -> None:
+    """Every builder's pairs from one replicate's samples (a DVC stage item: study-pairs@SEED)."""
+    from reverso.study.replicate import pair_replicate
+
+    summary = pair_replicate(_params(params, set_), seed, model)
+    typer.echo(f"study pairs {seed}: {summary['pairs']}")
 
 
 @study_app.command("evaluate")

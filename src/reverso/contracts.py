@@ -102,7 +102,9 @@ class Pair(_Row):
     constraints: list[ConstraintSpec]
     session_id: str
     turn: int = Field(ge=0)
-    builder: Literal["rpo", "dpo", "dpo_paper", "rpo_one_way"]
+    builder: Literal["rpo", "dpo", "dpo_paper", "rpo_one_way", "rpo_finish"]
+    # The rejected reply was cut off at the token cap (rpo_finish: it fails the implicit "the reply ends").
+    rejected_cut: bool = False
 
     @model_validator(mode="after")
     def _non_empty(self) -> Pair:
@@ -112,4 +114,24 @@ class Pair(_Row):
                 raise ValueError(f"{name} must be one assistant message")
             if not message.content.strip():
                 raise ValueError(f"{name} is empty")
+        return self
+
+
+class Example(_Row):
+    """One supervised example (the SFT builders): a prompt and the one reply that answers it perfectly."""
+
+    prompt: list[Message] = Field(min_length=1)
+    completion: list[Message] = Field(min_length=1, max_length=1)
+    constraints: list[ConstraintSpec]
+    session_id: str
+    turn: int = Field(ge=0)
+    builder: Literal["hindsight_sft", "verified_sft"]
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> Example:
+        message = self.completion[0]
+        if message.role != "assistant":
+            raise ValueError("completion must be one assistant message")
+        if not message.content.strip():
+            raise ValueError("completion is empty")
         return self

@@ -223,7 +223,7 @@ def run_pipeline_flow(workspace: Path, stages: list[str] | None, force: bool, ov
     _result(state, "pipeline")
 
 
-STUDY_SHARED = ("prepare-model",)  # each replicate collects its own data (study-data@SEED)
+STUDY_SHARED = ("prepare-model",)  # each replicate collects its own data (study-collect@SEED, study-pairs@SEED)
 STUDY_PIPELINE = "study/dvc.yaml"  # its own dvc.yaml: a plain `dvc repro` never starts the study
 
 
@@ -234,7 +234,8 @@ def study_items(workspace: Path) -> list[str]:
     study = load_params(workspace / "params.yaml").study
     names = [f"{arm}-{seed}" for arm in study.arms for seed in study.seeds]
     aa = ["study-evaluate-aa"] if study.aa_scale > 0 else []
-    items = ([f"study-data@{seed}" for seed in study.seeds] + [f"study-train@{n}" for n in names]
+    items = ([f"study-{part}@{seed}" for seed in study.seeds for part in ("collect", "pairs")]
+             + [f"study-train@{n}" for n in names]
              + ["study-evaluate-base", *aa] + [f"study-evaluate@{n}" for n in names] + ["study-report"])
     return [f"{STUDY_PIPELINE}:{item}" for item in items]
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from reverso.constraints import soft, types_basic, types_extra, types_ifeval  # noqa: F401  (registers the types)
+from reverso.constraints import soft, types_basic, types_extra, types_ifeval, types_implicit  # noqa: F401  (registers the types)
 from reverso.constraints import ifbench  # noqa: F401  (evaluation-only types)
 from reverso.constraints.conflicts import find_conflicts
 from reverso.constraints.base import (
@@ -33,7 +33,7 @@ from reverso.constraints.base import (
 __all__ = [
     "CheckContext", "Constraint", "ConstraintError", "Verdict", "parse", "make", "check", "check_all",
     "check_all_loose", "reverse", "describe", "sample_set", "render_instructions", "list_types",
-    "is_verifiable", "is_reversible", "is_evaluation_only", "stable_rng", "find_conflicts", "build_witness",
+    "is_verifiable", "is_reversible", "is_evaluation_only", "is_implicit", "reply_ends", "stable_rng", "find_conflicts", "build_witness",
 ]
 
 
@@ -106,6 +106,16 @@ def check_all_loose(
     return results
 
 
+def is_implicit(constraint: Constraint) -> bool:
+    """True for rules every instruction carries unstated (``reverso:reply_ends``): never rendered into a prompt."""
+    return get_type(constraint.id.removeprefix("not:")).implicit
+
+
+def reply_ends() -> Constraint:
+    """The implicit rule "the reply ends"; ``check`` it with ``CheckContext(finished=...)``."""
+    return make(types_implicit.REPLY_ENDS)
+
+
 def is_evaluation_only(constraint: Constraint) -> bool:
     """True for types scored in evaluation only (IFBench's): never in training sessions."""
     return get_type(constraint.id.removeprefix("not:")).evaluation_only
@@ -132,7 +142,7 @@ def describe(constraint: Constraint, rng: random.Random) -> str:
 def render_instructions(constraints: Iterable[Constraint], phrasing_seed: object) -> str:
     """The numbered English rule list for a prompt; phrasing is chosen by a stable seed."""
     lines = []
-    for number, constraint in enumerate(constraints, start=1):
+    for number, constraint in enumerate((c for c in constraints if not is_implicit(c)), start=1):
         rng = stable_rng(phrasing_seed, constraint.id, constraint.kwargs_json)
         lines.append(f"{number}. {describe(constraint, rng)}")
     return "\n".join(lines)

@@ -34,6 +34,7 @@ class CheckContext:
 
     prompt: str = ""
     user_name: str | None = None
+    finished: bool = True  # False: the reply was cut off at the token cap (a response's finish_reason "length")
 
 
 _WORD_RE = re.compile(r"\w+")
@@ -148,6 +149,8 @@ class ConstraintType:
     reversible: ClassVar[bool] = True
     # Scored in evaluation only (IFBench's out-of-distribution types): never sampled nor reversed.
     evaluation_only: ClassVar[bool] = False
+    # Implicit rules hold for every instruction without being stated (types_implicit.py): never rendered.
+    implicit: ClassVar[bool] = False
 
     def check(self, kwargs: Any, view: ResponseView, context: CheckContext) -> Verdict:
         raise NotImplementedError

@@ -71,7 +71,7 @@ def train_arm(params: Params, arm: str, seed: int, model_dir: Path, pairs_dir: P
     multi-process launcher (``study.train_launcher``: accelerate, torchrun) every rank trains; only
     rank 0 touches MLflow and writes the item's outputs (the other ranks return ``{}``).
     """
-    from reverso.study.replicate import replicate_dir, replicate_pairs
+    from reverso.study.replicate import replicate_pairs, replicate_summary
     from reverso.train import is_main_process, train
 
     pairs_dir = pairs_dir or replicate_pairs(params, seed, workspace)
@@ -85,7 +85,7 @@ def train_arm(params: Params, arm: str, seed: int, model_dir: Path, pairs_dir: P
                     run_name=f"study-{name}", parent_run_id=parent)
     if not main:
         return {}
-    data = replicate_dir(seed, workspace) / "replicate.json"
+    data = replicate_summary(seed, workspace)
     metrics.update(arm=arm, seed=seed, wall_s=round(time.perf_counter() - started, 1), pairs_dir=str(pairs_dir),
                    data=json.loads(data.read_text()) if data.exists() else None)
     write_json(Path(workspace) / STUDY_TRAIN / f"{name}.json", metrics)

@@ -1,8 +1,8 @@
 """A study replicate's own data draw, and the A/A model that measures the evaluation's noise floor.
 
 Replicates differ in training seed *and* data: replicate ``s`` collects its own sessions with
-``collect.seed + s`` (``study.vary_data``), reverses them and builds its own pairs under
-``data/study/data-<s>/``, so the spread between replicates includes what a different draw of
+``collect.seed + s`` (``study.vary_data``), reverses them (``data/study/data-<s>/samples/``) and builds
+its own pairs (``data/study/data-<s>/pairs/``), so the spread between replicates includes what a different draw of
 training prompts and samples does, not only a different LoRA init and data order.
 
 The A/A model is the base model with every weight multiplied by ``1 + study.aa_scale * N(0, 1)``
@@ -40,28 +40,55 @@ def replicate_pairs(params: Params, seed: int, workspace: str | Path = ".") -> P
     return replicate_dir(seed, workspace) / "pairs"
 
 
-def build_replicate_data(params: Params, seed: int, model_dir: Path, seed_dir: Path,
-                         workspace: str | Path = ".") -> dict[str, Any]:
-    """collect -> reverse -> pairs (with the GX gate) for one replicate, into ``data/study/data-<seed>/``."""
+def replicate_samples(seed: int, workspace: str | Path = ".") -> Path:
+    """The replicate's judged samples (sessions, responses, verdicts): study-collect@SEED's output."""
+    return replicate_dir(seed, workspace) / "samples"
+
+
+def replicate_summary(seed: int, workspace: str | Path = ".") -> Path:
+    """What the replicate's data holds (collect seed, sessions, pairs per builder), written by study-pairs."""
+    return replicate_dir(seed, workspace) / "pairs" / "replicate.json"
+
+
+def collect_replicate(params: Params, seed: int, model_dir: Path, seed_dir: Path,
+                      workspace: str | Path = ".") -> dict[str, Any]:
+    """collect -> reverse for one replicate, into ``data/study/data-<seed>/samples/``.
+
+    Its own DVC stage item (study-collect@SEED), apart from the pairs, so a change to a pair builder
+    rebuilds the pairs from the same samples instead of sampling them again.
+    """
     from reverso.collect import collect
-    from reverso.pairs import pairs
     from reverso.reverse import reverse
 
     started = time.perf_counter()
-    out = replicate_dir(seed, workspace)
+    out = replicate_samples(seed, workspace)
     out.mkdir(parents=True, exist_ok=True)
     collect_params = params.collect.model_copy(update={"seed": replicate_collect_seed(params, seed)})
     sessions, responses, verdicts = out / "sessions.jsonl", out / "responses.jsonl", out / "verdicts.jsonl"
     collected = collect(collect_params, model_dir, seed_dir, sessions, responses, out / "collect.json",
                         progress_dir=Path(workspace) / ".reverso/study" / f"collect-progress-{seed}")
     reversed_ = reverse(params.reverse, sessions, responses, verdicts, out / "reverse.json")
-    built = pairs(params.pairs, sessions, responses, verdicts, out / "pairs", out / "pairs.json",
-                  out / "validation", model_dir, max_tokens=params.pairs.max_length)
     summary = {"seed": seed, "collect_seed": collect_params.seed, "sessions": collected["sessions"],
                "responses": collected["responses"], "verdicts": reversed_["verdicts_out"],
-               "pairs": {builder: built[builder]["pairs"] for builder in built if isinstance(built[builder], dict)
-                         and "pairs" in built[builder]}, "wall_s": round(time.perf_counter() - started, 1)}
-    write_json(out / "replicate.json", summary)
+               "collect_wall_s": round(time.perf_counter() - started, 1)}
+    write_json(out / "samples.json", summary)
+    return summary
+
+
+def pair_replicate(params: Params, seed: int, model_dir: Path, workspace: str | Path = ".") -> dict[str, Any]:
+    """Every builder's pairs (with the GX gate) from one replicate's samples, into ``data-<seed>/pairs/``."""
+    from reverso.pairs import pairs
+
+    started = time.perf_counter()
+    samples = replicate_samples(seed, workspace)
+    out = replicate_pairs(params, seed, workspace)
+    built = pairs(params.pairs, samples / "sessions.jsonl", samples / "responses.jsonl", samples / "verdicts.jsonl",
+                  out, out / "pairs.json", out / "validation", model_dir, max_tokens=params.pairs.max_length)
+    summary = json.loads((samples / "samples.json").read_text())
+    summary["pairs"] = {builder: built[builder]["pairs"] for builder in built
+                        if isinstance(built[builder], dict) and "pairs" in built[builder]}
+    summary["pairs_wall_s"] = round(time.perf_counter() - started, 1)
+    write_json(replicate_summary(seed, workspace), summary)
     return summary
 
 
