@@ -159,6 +159,21 @@ def test_validate_params_names_the_field(tmp_path: Path) -> None:
     assert refused.exit_code == 1 and "not valid YAML" in refused.output and not Path("pwned").exists()
 
 
+def test_validate_params_refuses_input_files_that_do_not_exist(tmp_path: Path) -> None:
+    runner = CliRunner()
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  beta: 0.1\n")
+    absent = runner.invoke(app, ["validate", "params", str(params), "-S", "collect.sessions_file=/nonexistent.jsonl",
+                                 "-S", "evaluate.official.ifeval=data/absent.jsonl", "--json"])
+    report = json.loads(absent.output)
+    assert absent.exit_code == 1
+    assert report["verdicts"][0]["field"] == "collect.sessions_file, evaluate.official.ifeval"
+    assert "/nonexistent.jsonl does not exist" in report["verdicts"][0]["reason"]
+    (tmp_path / "sessions.jsonl").write_text("")  # relative paths are read from the params file's folder
+    present = runner.invoke(app, ["validate", "params", str(params), "-S", "collect.sessions_file=sessions.jsonl"])
+    assert present.exit_code == 0, present.output
+
+
 PAIR = {
     "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a color."}],
     "chosen": [{"role": "assistant", "content": "blue"}],

@@ -318,7 +318,7 @@ def study_evaluate(arm: Annotated[str | None, typer.Option(help="a study.arms na
                    params: ParamsOpt = Path("params.yaml"), model: Path = BASE, seed_dir: Path = SEED,
                    set_: SetOpt = None) -> None:
     """Answer the study suites with one model and store per-session scores."""
-    from reverso.study import STUDY_EVAL, STUDY_MODELS, evaluate_aa, evaluate_model, item_name
+    from reverso.study import STUDY_EVAL, STUDY_MODELS, evaluate_aa, evaluate_model, item_name, trained_model
 
     if aa:
         record = evaluate_aa(_params(params, set_), model, seed_dir)
@@ -328,8 +328,8 @@ def study_evaluate(arm: Annotated[str | None, typer.Option(help="a study.arms na
     if base == (arm is not None or seed is not None) or (not base and (arm is None or seed is None)):
         raise typer.BadParameter("give either --base or both --arm and --seed")
     name = "base" if base else item_name(str(arm), int(seed))  # type: ignore[arg-type]
-    adapter = None if base else STUDY_MODELS / name
-    record = evaluate_model(_params(params, set_), name, model, adapter, seed_dir, STUDY_EVAL / f"{name}.json")
+    weights, adapter = (model, None) if base else trained_model(model, STUDY_MODELS / name)
+    record = evaluate_model(_params(params, set_), name, weights, adapter, seed_dir, STUDY_EVAL / f"{name}.json")
     typer.echo(f"study evaluate {name}: {record['suite_sizes']} in {record['wall_s']} s")
 
 

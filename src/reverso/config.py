@@ -161,7 +161,7 @@ class PairsParams(_Section):
     # Equal budgets for the ablation: subsample these pair sets (per split, with seed) to the smallest
     # one's size, so their arms train on as many pairs (and steps); true = [rpo, dpo]. Otherwise arms
     # compare at equal epochs over their own sets (train.epochs).
-    equalize: list[Literal["rpo", "dpo", "dpo_paper", "rpo_one_way"]] = []
+    equalize: list[Literal["rpo", "dpo", "dpo_paper", "rpo_one_way", "rpo_finish", "hindsight_sft", "verified_sft"]] = []
 
     @field_validator("equalize", mode="before")
     @classmethod

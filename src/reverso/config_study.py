@@ -61,12 +61,34 @@ class StudyParams(_Section):
             raise ValueError(f"study.arms names {bad}: use letters, digits and _ (and not 'base', the untrained model)")
         if len(set(self.seeds)) != len(self.seeds) or not self.seeds:
             raise ValueError("study.seeds must be a non-empty list without repeats")
+        for name, spec in self.arms.items():
+            if spec.init_from is None:
+                continue
+            if spec.init_from not in self.arms or spec.init_from == name:
+                raise ValueError(f"study.arms.{name}.init_from {spec.init_from!r}: name another arm of study.arms "
+                                 f"({sorted(set(self.arms) - {name})})")
+            if self.arms[spec.init_from].lora is False:
+                raise ValueError(f"study.arms.{name}.init_from {spec.init_from!r} trains the full model (lora: false); "
+                                 "an arm can only start from another arm's LoRA adapter")
+        self.train_order()  # no cycles
         a, b = self.primary()
         unknown = [arm for arm in (a, b) if arm != "base" and arm not in self.arms]
         if unknown or a == b:
             raise ValueError(f"study.primary_comparison {[a, b]}: two different arms of study.arms (or base); "
                              f"{unknown or 'the same arm twice'} is not")
         return self
+
+    def train_order(self) -> list[str]:
+        """Arm names in an order where every arm trains after the arm it starts from (init_from)."""
+        done: list[str] = []
+        waiting = list(self.arms)
+        while waiting:
+            ready = [n for n in waiting if self.arms[n].init_from is None or self.arms[n].init_from in done]
+            if not ready:
+                raise ValueError(f"study.arms: init_from forms a cycle among {waiting}")
+            done += ready
+            waiting = [n for n in waiting if n not in ready]
+        return done
 
     def primary(self) -> tuple[str, str]:
         """(a, b): the pre-named comparison a - b on ``primary_suite``."""

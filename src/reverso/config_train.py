@@ -14,6 +14,7 @@ averaged per token for the length-normalised terms ipo and simpo, whose margin s
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -25,7 +26,10 @@ PAIRWISE_LOSSES = ("sigmoid", "ipo", "hinge", "robust", "simpo")
 LOSS_TYPES = (*PAIRWISE_LOSSES, "sft")
 # Terms whose preference score is the per-token average (TRL: ipo, and sigmoid_norm under simpo).
 LENGTH_NORMALISED = frozenset({"ipo", "simpo"})
-BUILDERS = ("rpo", "dpo", "dpo_paper", "rpo_one_way")
+PAIR_BUILDERS = ("rpo", "dpo", "dpo_paper", "rpo_one_way", "rpo_finish")
+SFT_BUILDERS = ("hindsight_sft", "verified_sft")  # examples (prompt, reply), trained with loss [sft] alone
+BUILDERS = (*PAIR_BUILDERS, *SFT_BUILDERS)
+Builder = Literal["rpo", "dpo", "dpo_paper", "rpo_one_way", "rpo_finish", "hindsight_sft", "verified_sft"]
 
 
 class LossTerm(_Section):
@@ -47,16 +51,22 @@ def _terms(value: Any) -> Any:
     return value
 
 
-def check_loss(loss: list[LossTerm], margin_mode: str, label_smoothing: float) -> None:
+def check_loss(loss: list[LossTerm], margin_mode: str, label_smoothing: float, builder: str = "rpo") -> None:
     """The loss combinations TRL computes in one pass and the margin can shift exactly."""
     kinds = [t.type for t in loss]
     if not loss:
         raise ValueError("loss must name at least one term")
     if len(set(kinds)) != len(kinds):
         raise ValueError(f"loss names a term twice: {kinds}")
+    if builder in SFT_BUILDERS:
+        if kinds != ["sft"]:
+            raise ValueError(f"builder {builder} makes examples (a prompt and one reply), not pairs: its loss is "
+                             f"[sft] alone, got {kinds}")
+        return
     pairwise = [k for k in kinds if k in PAIRWISE_LOSSES]
     if not pairwise:
-        raise ValueError(f"loss {kinds} has no pairwise term: add one of {list(PAIRWISE_LOSSES)}")
+        raise ValueError(f"loss {kinds} on builder {builder} has no pairwise term: add one of "
+                         f"{list(PAIRWISE_LOSSES)}, or train SFT alone on an example builder {list(SFT_BUILDERS)}")
     if "simpo" in kinds and len(pairwise) > 1:
         raise ValueError("simpo is reference-free and cannot share a loss with reference-based terms "
                          f"{[k for k in pairwise if k != 'simpo']}")
@@ -71,7 +81,7 @@ def check_loss(loss: list[LossTerm], margin_mode: str, label_smoothing: float) -
 class ArmSpec(_Section):
     """One ``study.arms`` entry: which pairs, which loss, which margin (and optional loss settings)."""
 
-    builder: Literal["rpo", "dpo", "dpo_paper", "rpo_one_way"]
+    builder: Builder
     loss: list[LossTerm] = [LossTerm(type="sigmoid")]
     margin: Literal["released", "paper", "none"] = "none"
     beta: float | None = Field(None, gt=0.0)
@@ -79,13 +89,20 @@ class ArmSpec(_Section):
     label_smoothing: float | None = Field(None, ge=0.0, lt=0.5)
     simpo_gamma: float | None = Field(None, ge=0.0)
     learning_rate: float | None = Field(None, gt=0.0)
+    pairs_per_step: int | None = Field(None, ge=1)  # pairs (or examples) per optimizer step
+    # Example- or pair-passes the arm trains for: max_steps = ceil(budget / pairs_per_step) (epochs unused).
+    budget: int | None = Field(None, ge=1)
+    lora: bool | None = None  # false: full fine-tuning (the learning rates full FT uses are ~10x lower)
+    # Start from another arm's trained adapter (same replicate; that arm must come earlier in study.arms):
+    # e.g. SFT first, then RPO. Recorded in the arm's lineage (metrics and MLflow: start_adapter_md5).
+    init_from: str | None = None
 
     _loss = field_validator("loss", mode="before")(lambda cls, v: _terms(v))
 
     def train_fields(self) -> dict[str, Any]:
         """The ``train`` fields this arm sets (unset optional ones keep the train section's values)."""
         fields = {"builder": self.builder, "loss": [t.model_dump() for t in self.loss], "margin_mode": self.margin}
-        extra = ("beta", "gamma", "label_smoothing", "simpo_gamma", "learning_rate")
+        extra = ("beta", "gamma", "label_smoothing", "simpo_gamma", "learning_rate", "pairs_per_step")
         return fields | {k: getattr(self, k) for k in extra if getattr(self, k) is not None}
 
 
@@ -117,7 +134,7 @@ class TrainParams(_Section):
     """``train``: the arm (pair builder x loss x margin), its optimiser and the authors' regime."""
 
     arm: str = "rpo"  # the arm's name in MLflow and metrics; rpo | dpo | rpo_no_margin alone also set the rest
-    builder: Literal["rpo", "dpo", "dpo_paper", "rpo_one_way"] = "rpo"
+    builder: Builder = "rpo"
     loss: list[LossTerm] = [LossTerm(type="sigmoid")]
     beta: float = Field(0.1, gt=0.0)
     gamma: float = Field(0.05, ge=0.0)  # margin weight (released units: the paper's gamma / beta)
@@ -152,6 +169,9 @@ class TrainParams(_Section):
     # e.g. "sdpa" or "flash_attention_2" on GPU; None lets transformers choose.
     attn_implementation: str | None = None
     logging_steps: int = Field(1, ge=1)
+    # Held-out pairs scored at each evaluation (the rule-reading diagnostic), whole couples drawn with the
+    # seed: each evaluation costs a forward of every pair it scores. null = all.
+    held_out_pairs: int | None = Field(None, ge=2)
     # Checkpoints live in .reverso/checkpoints/ (outside DVC outs, which DVC deletes before a
     # rerun); a killed run resumes from the newest one with the same data and params.
     save_steps: int = Field(4, ge=1)
@@ -178,8 +198,13 @@ class TrainParams(_Section):
 
     @model_validator(mode="after")
     def _loss_composes(self) -> TrainParams:
-        check_loss(self.loss, self.margin_mode, self.label_smoothing)
+        check_loss(self.loss, self.margin_mode, self.label_smoothing, self.builder)
         return self
+
+    @property
+    def sft_only(self) -> bool:
+        """No pairwise term: the SFT path (TRL's SFTTrainer on an example builder's set)."""
+        return self.builder in SFT_BUILDERS
 
     @property
     def pair_set(self) -> str:
@@ -188,8 +213,8 @@ class TrainParams(_Section):
 
     @property
     def margin_gamma(self) -> float:
-        """The gamma the loss applies: 0 when margin_mode is none."""
-        return 0.0 if self.margin_mode == "none" else self.gamma
+        """The gamma the loss applies: 0 when margin_mode is none (or the arm trains SFT alone: no pair, no g)."""
+        return 0.0 if self.margin_mode == "none" or self.sft_only else self.gamma
 
     @property
     def reference_free(self) -> bool:
@@ -199,6 +224,10 @@ class TrainParams(_Section):
 def with_arm(train: TrainParams, name: str, spec: ArmSpec, seed: int | None = None) -> TrainParams:
     """The train section for one arm (and seed), validated as a whole."""
     fields = train.model_dump() | spec.train_fields() | {"arm": name}
+    if spec.lora is not None:
+        fields["lora"] = fields["lora"] | {"enabled": spec.lora}
+    if spec.budget is not None:
+        fields["max_steps"] = math.ceil(spec.budget / fields["pairs_per_step"])
     if seed is not None:
         fields["seed"] = seed
     return TrainParams.model_validate(fields)

@@ -232,7 +232,7 @@ def study_items(workspace: Path) -> list[str]:
     from reverso.config import load_params
 
     study = load_params(workspace / "params.yaml").study
-    names = [f"{arm}-{seed}" for arm in study.arms for seed in study.seeds]
+    names = [f"{arm}-{seed}" for arm in study.train_order() for seed in study.seeds]
     aa = ["study-evaluate-aa"] if study.aa_scale > 0 else []
     items = ([f"study-{part}@{seed}" for seed in study.seeds for part in ("collect", "pairs")]
              + [f"study-train@{n}" for n in names]

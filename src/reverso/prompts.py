@@ -26,7 +26,8 @@ def session_constraints(session: Session, turn: int) -> list[engine.Constraint]:
 
 
 def system_message(persona: str, constraints: Sequence[engine.Constraint], phrasing_seed: object) -> str:
-    if not constraints:
+    """The persona and the numbered rules; implicit rules (``reverso:reply_ends``) go unsaid."""
+    if not [c for c in constraints if not engine.is_implicit(c)]:
         return persona
     rules = engine.render_instructions(constraints, phrasing_seed)
     return f"{persona}\n\n{RULES_HEADER}\n{rules}"

@@ -95,7 +95,7 @@ def _quarantined_verdict(item: Quarantined) -> RowVerdict:
 def _pair_checker() -> Callable[[Pair], str | None]:
     from reverso import constraints as engine
     from reverso.limits import pair_problem
-    from reverso.pairs.validate import reverify
+    from reverso.pairs.validate import REVERSED_BUILDERS, reverify
 
     seen: set[str] = set()
 
@@ -113,7 +113,7 @@ def _pair_checker() -> Callable[[Pair], str | None]:
             chosen_fails, _ = reverify(pair)
         except engine.ConstraintError as exc:
             return f"constraints: {str(exc)[:300]}"
-        if pair.builder in ("rpo", "rpo_one_way") and chosen_fails:
+        if pair.builder in REVERSED_BUILDERS and chosen_fails:
             return (f"chosen: fails {', '.join(chosen_fails)} (an RPO chosen response must satisfy every rule "
                     "of its prompt)")
         return None
@@ -178,7 +178,7 @@ def validate_params(path: str | Path, overrides: list[str] | None = None) -> Rep
         report.error = f"{path}: file does not exist"
         return report
     try:
-        load_params(path, overrides)
+        params = load_params(path, overrides)
     except ConfigError as exc:
         message = str(exc)
         fields = [line.strip().split(":", 1)[0] for line in message.splitlines()[1:] if ":" in line]
@@ -187,8 +187,26 @@ def validate_params(path: str | Path, overrides: list[str] | None = None) -> Rep
     except UnicodeDecodeError as exc:
         report.error = f"{path}: not UTF-8 text: {exc}"
         return report
+    missing = missing_inputs(params, Path(path).parent)
+    if missing:
+        report.verdicts.append(RowVerdict(1, False, "; ".join(f"{field}: {where} does not exist" for field, where in missing),
+                                          ", ".join(field for field, _ in missing)))
+        return report
     report.verdicts.append(RowVerdict(1, True, id="params"))
     return report
+
+
+def missing_inputs(params: Any, workspace: Path) -> list[tuple[str, str]]:
+    """(field, path) for every input file the params name that is not there (relative to the workspace)."""
+    named = {"collect.sessions_file": params.collect.sessions_file,
+             **{f"evaluate.official.{k}": v for k, v in params.evaluate.official.model_dump().items()}}
+    if params.model.source == "hf" and params.model.hf_path and params.model.hf_path.startswith(("/", ".", "~")):
+        named["model.hf_path"] = params.model.hf_path  # a hub id is not a path: only local-looking ones are checked
+    found = []
+    for field, value in named.items():
+        if value and not (workspace / Path(value).expanduser()).exists():
+            found.append((field, str(value)))
+    return found
 
 
 def validate(kind: str, path: str | Path, overrides: list[str] | None = None,

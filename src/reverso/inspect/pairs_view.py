@@ -23,7 +23,7 @@ from typing import Any
 from reverso.inspect.load import Rows, read_json, read_jsonl
 
 CONTRACT_KEYS = {"schema_version", "prompt", "chosen", "rejected", "margin", "constraints", "session_id",
-                 "turn", "builder"}
+                 "turn", "builder", "completion", "rejected_cut"}
 RAW_SHOWN = 600  # characters of a quarantined row's raw text on the page
 
 
@@ -106,6 +106,31 @@ def rendered_rules(prompt: Any, count: int) -> list[str] | None:
     return found if len(found) == len(lines) == count else None
 
 
+def with_implicit(pair: dict[str, Any], response: dict[str, Any] | None,
+                  verdict: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The verdict row plus the implicit rules the pair's prompt carries (rpo_finish: "the reply ends"),
+    judged by the constraint engine from the response's finish_reason, so they show like any other rule."""
+    from reverso import constraints as engine
+
+    if verdict is None or response is None:
+        return verdict
+    known = {spec_key(s) for s in verdict.get("constraints") or []}
+    added = []
+    for spec in pair.get("constraints") or []:
+        try:
+            constraint = engine.parse(spec)
+        except Exception:  # an unknown type: rule_rows shows the spec as it is
+            continue
+        if engine.is_implicit(constraint) and spec_key(spec) not in known:
+            context = engine.CheckContext(finished=response.get("finish_reason") != "length")
+            added.append((spec, engine.check(constraint, str(response.get("text", "")), context)))
+    if not added:
+        return verdict
+    return {**verdict, "constraints": [*(verdict.get("constraints") or []), *(s for s, _ in added)],
+            "passed": [*(verdict.get("passed") or []), *(v.passed for _, v in added)],
+            "reasons": [*(verdict.get("reasons") or []), *(v.reason for _, v in added)]}
+
+
 def rule_rows(pair: dict[str, Any], chosen_verdict: dict[str, Any] | None,
               rejected_verdict: dict[str, Any] | None, strings: StringTable) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per rule of the pair's prompt, and the consistency warnings found on the way."""
@@ -134,7 +159,7 @@ def rule_rows(pair: dict[str, Any], chosen_verdict: dict[str, Any] | None,
             "c_under": under[0], "r_under": under[1],
             "sep": None if c_pass is None or r_pass is None else c_pass != r_pass,
         })
-    if pair.get("builder") == "rpo" and original:
+    if pair.get("builder") in ("rpo", "rpo_finish", "hindsight_sft") and original:
         broken = [i + 1 for i, row in enumerate(rows) if row["c_under"] is False]
         if broken:
             warnings.append(f"chosen fails rule(s) {broken} of its own prompt")
@@ -147,18 +172,22 @@ def rule_rows(pair: dict[str, Any], chosen_verdict: dict[str, Any] | None,
 def pair_record(index: int, pair: dict[str, Any], split: str, responses: ResponseIndex,
                 strings: StringTable) -> dict[str, Any]:
     session_id, turn = pair.get("session_id"), pair.get("turn")
-    chosen_text, rejected_text = _content(pair.get("chosen")), _content(pair.get("rejected"))
+    example = "completion" in pair  # an SFT example: its reply in the chosen column, no rejected side
+    chosen_text = _content(pair.get("completion") if example else pair.get("chosen"))
+    rejected_text = _content(pair.get("rejected"))
     chosen_response, chosen_verdict = responses.find(session_id, turn, chosen_text)
     rejected_response, rejected_verdict = responses.find(session_id, turn, rejected_text)
+    chosen_verdict = with_implicit(pair, chosen_response, chosen_verdict)
+    rejected_verdict = with_implicit(pair, rejected_response, rejected_verdict)
     rules, warnings = rule_rows(pair, chosen_verdict, rejected_verdict, strings)
     separating = [row for row in rules if row["sep"]]
     g = len(separating) if all(row["sep"] is not None for row in rules) and rules else None
     margin = pair.get("margin")
-    if pair.get("builder") == "rpo" and g is not None and margin != g:
+    if pair.get("builder") in ("rpo", "rpo_finish") and g is not None and margin != g:
         warnings.append(f"margin {margin} but {g} rules separate chosen from rejected")
-    if chosen_verdict is None or rejected_verdict is None:
-        warnings.append("no verdict row found for " + " and ".join(
-            side for side, v in (("chosen", chosen_verdict), ("rejected", rejected_verdict)) if v is None))
+    sides = (("chosen", chosen_verdict),) if example else (("chosen", chosen_verdict), ("rejected", rejected_verdict))
+    if any(v is None for _, v in sides):
+        warnings.append("no verdict row found for " + " and ".join(side for side, v in sides if v is None))
     return {
         "id": index, "builder": str(pair.get("builder", "?")), "split": split, "session": str(session_id),
         "turn": turn, "margin": margin, "g": g,
@@ -203,7 +232,8 @@ def count_check(records: list[dict[str, Any]], pairs_metrics: dict[str, Any]) ->
                                                             if isinstance(v, dict) and "pairs" in v}):
         mine = [r for r in records if r["builder"] == builder]
         reported = pairs_metrics.get(builder) or {}
-        histogram = {str(g): n for g, n in sorted(Counter(r["margin"] for r in mine).items(), key=lambda x: str(x[0]).zfill(8))}
+        histogram = {str(g): n for g, n in sorted(Counter(r["margin"] for r in mine if r["margin"] is not None).items(),
+                                                  key=lambda x: str(x[0]).zfill(8))}
         for what, shown, claimed in (
             ("pairs", len(mine), reported.get("pairs")),
             ("train", sum(r["split"] == "train" for r in mine), reported.get("train")),

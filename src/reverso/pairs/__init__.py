@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from reverso.config import PairsParams
-from reverso.contracts import Pair, Response, Session, Verdict
+from reverso.config_train import BUILDERS
+from reverso.contracts import Example, Pair, Response, Session, Verdict
 from reverso.io import (
     DataError,
     Quarantined,
@@ -23,11 +24,17 @@ from reverso.io import (
     write_jsonl,
     write_quarantine,
 )
-from reverso.pairs.builders import Sample, couple_key, dpo_pair, dpo_paper_pairs, rpo_pairs
+from reverso.pairs.builders import (
+    Sample,
+    couple_key,
+    dpo_pair,
+    dpo_paper_pairs,
+    hindsight_examples,
+    rpo_pairs,
+    verified_examples,
+)
 from reverso.pairs.validate import GateSettings, validate_pair_sets
 from reverso.reverse import session_problem
-
-BUILDERS = ("rpo", "dpo", "dpo_paper", "rpo_one_way")
 
 
 def _token_counter(model_dir: str | Path | None) -> Any:
@@ -37,11 +44,11 @@ def _token_counter(model_dir: str | Path | None) -> Any:
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
 
-    def count(pair: Pair) -> int:
-        messages = [m.model_dump() for m in [*pair.prompt, *pair.chosen]]
-        other = [m.model_dump() for m in [*pair.prompt, *pair.rejected]]
-        return max(len(tokenizer.apply_chat_template(m, tokenize=True, return_dict=True)["input_ids"])
-                   for m in (messages, other))
+    def count(pair: Pair | Example) -> int:
+        replies = [pair.completion] if isinstance(pair, Example) else [pair.chosen, pair.rejected]
+        return max(len(tokenizer.apply_chat_template([m.model_dump() for m in [*pair.prompt, *reply]],
+                                                     tokenize=True, return_dict=True)["input_ids"])
+                   for reply in replies)
 
     return count
 
@@ -111,25 +118,36 @@ def refuse_unrendered(sessions: dict[str, Session], groups: dict[tuple[str, int]
             "(the rules rendered in the system message) or leave them out of collect.sessions_file.")
 
 
-def turn_pair_sets(params: PairsParams, session: Session, samples: list[Sample]) -> dict[str, list[Pair]]:
-    """Every builder's pairs of one (session, turn)."""
+def turn_pair_sets(params: PairsParams, session: Session, samples: list[Sample],
+                   every: list[Sample] | None = None) -> dict[str, list[Any]]:
+    """Every builder's pairs (or SFT examples) of one (session, turn).
+
+    ``samples`` are the replies the sets may use (finished ones unless pairs.allow_truncated); ``every``
+    the turn's replies cut ones included, which rpo_finish pairs as rejected replies (default: ``samples``).
+    """
     baseline = dpo_pair(session, samples)
     return {"rpo": rpo_pairs(session, samples, params.g_min), "dpo": [baseline] if baseline else [],
             "dpo_paper": dpo_paper_pairs(session, samples, params.dpo_paper_gap),
-            "rpo_one_way": rpo_pairs(session, samples, params.g_min, one_way=True)}
+            "rpo_one_way": rpo_pairs(session, samples, params.g_min, one_way=True),
+            "rpo_finish": rpo_pairs(session, samples if every is None else every, params.g_min, finish=True),
+            "hindsight_sft": hindsight_examples(session, samples),
+            "verified_sft": verified_examples(session, samples)}
 
 
-def build_pair_sets(params: PairsParams, sessions: dict[str, Session],
-                    groups: dict[tuple[str, int], list[Sample]]) -> tuple[dict[str, list[Pair]], dict[str, int]]:
-    """Every pair set from the same samples, with the same per-turn and per-session caps.
+def build_pair_sets(params: PairsParams, sessions: dict[str, Session], groups: dict[tuple[str, int], list[Sample]],
+                    every: dict[tuple[str, int], list[Sample]] | None = None
+                    ) -> tuple[dict[str, list[Any]], dict[str, int]]:
+    """Every pair (and example) set from the same samples, with the same per-turn and per-session caps.
 
-    Returns the sets and, per builder, how many pairs the caps removed.
+    Returns the sets and, per builder, how many pairs the caps removed. ``every``: the turns' replies
+    with the cut ones (rpo_finish), default ``groups``.
     """
-    built: dict[str, list[Pair]] = {name: [] for name in BUILDERS}
+    built: dict[str, list[Any]] = {name: [] for name in BUILDERS}
     rngs = {name: random.Random(f"{params.seed}-{name}") for name in BUILDERS}  # one set's draws never move the other's
     made = dict.fromkeys(BUILDERS, 0)
     for key in sorted(groups):
-        for name, turn_pairs in turn_pair_sets(params, sessions[key[0]], groups[key]).items():
+        turn_sets = turn_pair_sets(params, sessions[key[0]], groups[key], (every or groups).get(key))
+        for name, turn_pairs in turn_sets.items():
             made[name] += len(turn_pairs)
             if params.max_pairs_per_turn:
                 turn_pairs = cap_reply_pairs(turn_pairs, params.max_pairs_per_turn, rngs[name], per_turn=True)
@@ -178,8 +196,9 @@ def pairs(
     groups, quarantined, verdicts_total = group_samples(verdicts_in, responses_in, sessions)
     enforce_quarantine_limit("pairs", verdicts_total, len(quarantined), params.max_quarantine_fraction)
     refuse_unrendered(sessions, groups)
+    every = groups
     groups, truncated = finished_only(groups, params.allow_truncated)
-    built, capped = build_pair_sets(params, sessions, groups)
+    built, capped = build_pair_sets(params, sessions, groups, every)
     count_tokens = _token_counter(model_dir) if max_tokens else None
     metrics: dict[str, Any] = {
         "verdicts_in": verdicts_total, "verdicts_quarantined": len(quarantined), "turn_groups": len(groups),
@@ -204,7 +223,7 @@ def pairs(
     for name, (items, splits, _) in gated.items():
         for split in ("train", "eval"):
             write_jsonl(out_dir / name / f"{split}.jsonl", [p for p, s in zip(items, splits) if s == split])
-        margins = Counter(p.margin for p in items)
+        margins = Counter(p.margin for p in items if isinstance(p, Pair))
         metrics[name] = {
             "pairs": len(items),
             "train": splits.count("train"),
@@ -214,6 +233,8 @@ def pairs(
             "margin_histogram": {str(g): margins[g] for g in sorted(margins)},
             "constraint_types": dict(Counter(c.id for p in items for c in p.constraints).most_common()),
         }
+        if name == "rpo_finish":  # the cut replies this set teaches against (allow_truncated does not apply)
+            metrics[name]["rejected_cut"] = sum(p.rejected_cut for p in items)
     metrics["filtered_too_long"] = len(too_long)
     write_quarantine(out_dir / "pairs.jsonl", [*quarantined, *too_long])
     write_json(metrics_out, metrics)

@@ -81,8 +81,13 @@ def dedupe_by_vector(samples: list[Sample]) -> list[Sample]:
     return list(seen.values())
 
 
-def couple_key(pair: Pair) -> tuple[str, int, tuple[str, str]]:
-    """Pairs that share a key are one reply pair (an RPO couple: the same two replies, both labels)."""
+def couple_key(pair: Pair | Example) -> tuple[str, int, tuple[str, str]]:
+    """Pairs that share a key are one reply pair (an RPO couple: the same two replies, both labels).
+
+    An SFT example is its own unit (its reply, no second one).
+    """
+    if isinstance(pair, Example):
+        return pair.session_id, pair.turn, (pair.completion[0].content, "")
     texts = sorted((pair.chosen[0].content, pair.rejected[0].content))
     return pair.session_id, pair.turn, (texts[0], texts[1])
 

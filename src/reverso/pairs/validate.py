@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from reverso import constraints as engine
-from reverso.contracts import Pair
+from reverso.contracts import Example, Pair
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
 # Builders whose prompt is the chosen reply's reversed instruction: the chosen passes every rule.
-REVERSED_BUILDERS = ("rpo", "rpo_one_way")
+REVERSED_BUILDERS = ("rpo", "rpo_one_way", "rpo_finish")
+# Builders of SFT examples: the one reply passes every rule of its prompt.
+EXAMPLE_BUILDERS = ("hindsight_sft", "verified_sft")
 
 
 class ValidationFailed(RuntimeError):
@@ -34,23 +36,33 @@ class GateSettings:
     dpo_paper_gap: int = 3
 
 
+def _fails(row: Pair | Example, text: str, finished: bool) -> list[str]:
+    specs = [engine.parse(s.model_dump()) for s in row.constraints]
+    verifiable = [c for c in specs if engine.is_verifiable(c)]
+    user = next((m.content for m in reversed(row.prompt) if m.role == "user"), "")
+    verdicts = engine.check_all(verifiable, text, engine.CheckContext(prompt=user, finished=finished))
+    return [c.id for c, v in zip(verifiable, verdicts, strict=True) if not v.passed]
+
+
 def reverify(pair: Pair) -> tuple[list[str], list[str]]:
     """(constraint ids the chosen fails, ids the rejected fails) under the pair's own prompt."""
-    specs = [engine.parse(s.model_dump()) for s in pair.constraints]
-    verifiable = [c for c in specs if engine.is_verifiable(c)]
-    user = next((m.content for m in reversed(pair.prompt) if m.role == "user"), "")
-    context = engine.CheckContext(prompt=user)
-    chosen = engine.check_all(verifiable, pair.chosen[0].content, context)
-    rejected = engine.check_all(verifiable, pair.rejected[0].content, context)
-    return ([c.id for c, v in zip(verifiable, chosen, strict=True) if not v.passed],
-            [c.id for c, v in zip(verifiable, rejected, strict=True) if not v.passed])
+    return _fails(pair, pair.chosen[0].content, True), _fails(pair, pair.rejected[0].content, not pair.rejected_cut)
 
 
-def pair_table(pairs: list[Pair], splits: list[str], tokens: list[int] | None = None) -> Any:
+def reverify_example(example: Example) -> list[str]:
+    """Constraint ids an SFT example's reply fails under its own prompt (none, for a clean example)."""
+    return _fails(example, example.completion[0].content, True)
+
+
+def pair_table(pairs: list[Pair] | list[Example], splits: list[str], tokens: list[int] | None = None) -> Any:
+    """One row per pair (or SFT example: its reply in the chosen columns, no rejected side)."""
     import pandas as pd
 
     rows = []
     for index, (pair, split) in enumerate(zip(pairs, splits, strict=True)):
+        if isinstance(pair, Example):
+            rows.append(_example_row(index, pair, split, tokens))
+            continue
         chosen_fails, rejected_fails = reverify(pair)
         prompt_key = json.dumps([m.model_dump() for m in pair.prompt], sort_keys=True)
         rows.append({
@@ -70,10 +82,29 @@ def pair_table(pairs: list[Pair], splits: list[str], tokens: list[int] | None = 
     return table
 
 
+def _example_row(index: int, example: Example, split: str, tokens: list[int] | None) -> dict[str, Any]:
+    fails = reverify_example(example)
+    prompt_key = json.dumps([m.model_dump() for m in example.prompt], sort_keys=True)
+    return {"row": index, "session_id": example.session_id, "turn": example.turn, "split": split,
+            "builder": example.builder, "chosen_text": example.completion[0].content,
+            "chosen_fails": len(fails), "chosen_failed_ids": ",".join(fails),
+            "pair_key": json.dumps([prompt_key, example.completion[0].content]),
+            "tokens": tokens[index] if tokens else 0}
+
+
 def _suite(builder: str, settings: GateSettings) -> list[Any]:
     import great_expectations as gx
 
     e = gx.expectations
+    if builder in EXAMPLE_BUILDERS:
+        suite = [e.ExpectColumnValuesToNotBeNull(column="chosen_text"),
+                 e.ExpectColumnValueLengthsToBeBetween(column="chosen_text", min_value=1),
+                 e.ExpectColumnValuesToBeUnique(column="pair_key"),
+                 e.ExpectColumnValuesToBeInSet(column="session_in_both_splits", value_set=[False]),
+                 e.ExpectColumnValuesToBeInSet(column="chosen_fails", value_set=[0])]
+        if settings.max_tokens:
+            suite.append(e.ExpectColumnValuesToBeBetween(column="tokens", max_value=settings.max_tokens))
+        return suite
     suite = [
         e.ExpectColumnValuesToNotBeNull(column="chosen_text"),
         e.ExpectColumnValuesToNotBeNull(column="rejected_text"),

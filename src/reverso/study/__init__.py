@@ -72,21 +72,24 @@ def train_arm(params: Params, arm: str, seed: int, model_dir: Path, pairs_dir: P
     rank 0 touches MLflow and writes the item's outputs (the other ranks return ``{}``).
     """
     from reverso.study.replicate import replicate_pairs, replicate_summary
-    from reverso.train import is_main_process, train
+    from reverso.train import StartFrom, is_main_process, train
 
     pairs_dir = pairs_dir or replicate_pairs(params, seed, workspace)
     name = item_name(arm, seed)
     started = time.perf_counter()
     main = is_main_process()
     parent = parent_run(params, workspace) if main else None
+    source = params.study.arms[arm].init_from
+    start = StartFrom(Path(workspace) / STUDY_MODELS / item_name(source, seed), reference="base") if source else None
     metrics = train(arm_train_params(params, arm, seed), params.registry, model_dir, pairs_dir,
                     Path(workspace) / STUDY_MODELS / name, Path(workspace) / STUDY_TRAIN / f"{name}.json",
                     Path(workspace) / STUDY_TRAIN / name, workspace, register=False,
-                    run_name=f"study-{name}", parent_run_id=parent)
+                    run_name=f"study-{name}", parent_run_id=parent, start=start)
     if not main:
         return {}
     data = replicate_summary(seed, workspace)
     metrics.update(arm=arm, seed=seed, wall_s=round(time.perf_counter() - started, 1), pairs_dir=str(pairs_dir),
+                   init_from=item_name(source, seed) if source else None,
                    data=json.loads(data.read_text()) if data.exists() else None)
     write_json(Path(workspace) / STUDY_TRAIN / f"{name}.json", metrics)
     return metrics
@@ -114,6 +117,14 @@ def suites_digest(suites: dict[str, list[Any]]) -> str:
     text = json.dumps({name: [s.model_dump(mode="json") for s in items] for name, items in suites.items()},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def trained_model(base: Path, trained: Path) -> tuple[Path, Path | None]:
+    """(model folder, adapter or None) of a trained arm: a LoRA adapter on the base, or a whole fine-tuned
+    model (an arm with ``lora: false``)."""
+    if not (trained / "adapter_config.json").exists() and (trained / "config.json").exists():
+        return trained, None
+    return base, trained
 
 
 def evaluate_model(params: Params, name: str, model_dir: Path, adapter: Path | None, seed_dir: Path,
@@ -207,8 +218,18 @@ def report_study(params: Params, workspace: str | Path = ".", study_json: Path =
     from reverso.study.promotion import promote_from_study
 
     report["promotion"] = promote_from_study(params, report, evals, root)
-    report["published"] = publish_adapters(params, trains, root)
+    # Adapters are published from the test run only: a validation search must not replace them.
+    report["published"] = publish_adapters(params, trains, root) if params.study.split == "test" else {}
     write_outputs(report, root / study_json, root / report_dir)
+    from reverso.study.search import plot_curves, render_table, search_rows
+
+    rows = search_rows(report, params.study.arms)
+    if rows:  # a search: arms at budgets
+        base_cut = report["truncation"].get("base", {}).get("cut")
+        report["search"] = rows
+        write_json(root / study_json, report)
+        (root / report_dir / "search.md").write_text(render_table(rows, base_cut), encoding="utf-8")
+        plot_curves(rows, root / report_dir / "search_curves.png")
     _log_parent(params, report, root / report_dir, root)
     return report
 

@@ -22,11 +22,13 @@ from typing import Any
 from reverso.config import ConfigError, RegistryParams, TrainParams
 from reverso.io import DataError, write_json
 from reverso.machine import git_commit
+from reverso.train.data import load_pair_dataset, load_training_data
+
+__all__ = ["REF_CACHE", "TRAIN_INFO", "StartFrom", "load_pair_dataset", "load_training_data", "train"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TRAIN_INFO = "reverso_train.json"
 REF_CACHE = Path(".reverso/ref-cache")  # pair datasets + TRL's cached reference log-probs
-DATASET_FORMAT = 2  # bump when the columns of the cached pair datasets change
 
 
 @dataclass(frozen=True)
@@ -41,40 +43,6 @@ class StartFrom:
 
         return {"start_adapter_md5": file_md5(self.adapter / "adapter_model.safetensors"),
                 "reference": self.reference}
-
-
-def load_pair_dataset(path: Path, cache_root: Path) -> tuple[Any, list[Any]]:
-    """Pairs as an on-disk HF Dataset with exactly the columns the trainer reads (TRL format), and the rows.
-
-    The dataset lives in ``cache_root/pairs-<md5>``, shared by every rank and every rerun: TRL
-    writes its precomputed reference log-probs beside it, keyed by the data and the model, so a
-    rerun with another beta/gamma/lr (or a second DDP rank) reuses them instead of recomputing.
-    """
-    from datasets import Dataset, load_from_disk
-
-    from reverso.registry import file_md5
-
-    from reverso.validate import require_clean_pairs
-
-    # the pairs gate's properties (chosen != rejected, no duplicates, RPO chosen passes every rule),
-    # checked again here so hand-made pair files get them too
-    result = require_clean_pairs(path)
-    if not result.rows:
-        return None, []
-    target = cache_root / f"pairs-v{DATASET_FORMAT}-{file_md5(path)}"
-    if not (target / "state.json").exists():
-        rows = [{"prompt": [m.model_dump() for m in p.prompt], "chosen": [p.chosen[0].model_dump()],
-                 "rejected": [p.rejected[0].model_dump()], "margin": p.margin, "pair_index": i}
-                for i, p in enumerate(result.rows)]
-        staging = Path(tempfile.mkdtemp(dir=cache_root.parent if cache_root.exists() else None))
-        cache_root.mkdir(parents=True, exist_ok=True)
-        Dataset.from_list(rows).save_to_disk(str(staging / "data"))
-        try:
-            os.rename(staging / "data", target)
-        except OSError:  # another rank got there first with the same content
-            pass
-        shutil.rmtree(staging, ignore_errors=True)
-    return load_from_disk(str(target)), list(result.rows)
 
 
 def curated_params(params: TrainParams, model_dir: Path, pairs_hash: str) -> dict[str, Any]:
@@ -173,7 +141,7 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
                    ref_cache_dir: Path | None = None, start: StartFrom | None = None) -> Any:
     import torch
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import DPOConfig
 
     from reverso.train.trainer import MarginCollator, RPOTrainer, trl_loss
@@ -188,16 +156,14 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
     if start is None and params.lora.enabled:
         lora = LoraConfig(r=params.lora.r, lora_alpha=params.lora.alpha, lora_dropout=params.lora.dropout,
                           target_modules=params.lora.target_modules, task_type="CAUSAL_LM")
-    loss_types, loss_weights = trl_loss(params.loss)
-    args = DPOConfig(
-        output_dir=str(work_dir), beta=params.beta, loss_type=loss_types, loss_weights=loss_weights,
-        label_smoothing=params.label_smoothing, learning_rate=params.learning_rate,
+    common = dict(
+        output_dir=str(work_dir), learning_rate=params.learning_rate,
         lr_scheduler_type=params.lr_scheduler_type, warmup_steps=params.warmup_ratio,
         num_train_epochs=params.epochs, max_steps=params.max_steps,
         per_device_train_batch_size=params.batch_size, per_device_eval_batch_size=params.batch_size,
-        gradient_accumulation_steps=accumulation(params, len(train_set)), max_length=params.max_length,
-        train_sampling_strategy="group_by_length" if params.group_by_length else "random",
-        precompute_ref_log_probs=params.precompute_ref_log_probs, bf16=use_bf16(params.bf16),
+        gradient_accumulation_steps=accumulation(params, len(train_set)),
+        train_sampling_strategy="group_by_length" if params.group_by_length and not params.sft_only else "random",
+        bf16=use_bf16(params.bf16),
         use_cpu=not torch.cuda.is_available(),  # bf16 autocast on CPU needs it said explicitly
         gradient_checkpointing=params.gradient_checkpointing, logging_steps=params.logging_steps,
         seed=params.seed, report_to="none", save_strategy="steps", save_steps=params.save_steps,
@@ -206,14 +172,18 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
         eval_on_start=eval_set is not None,  # the held-out baseline: policy == reference before step 1
         dataloader_pin_memory=torch.cuda.is_available(),
     )
+    if params.sft_only:
+        from reverso.train.sft import sft_config, sft_trainer
+
+        sft_args = sft_config(params, common)  # before the weights load, as below
+        return sft_trainer(sft_args, _load_model(params, model_dir, start), tokenizer, lora, train_set, eval_set)
+    loss_types, loss_weights = trl_loss(params.loss)
+    args = DPOConfig(**common, beta=params.beta, loss_type=loss_types, loss_weights=loss_weights,
+                     label_smoothing=params.label_smoothing, max_length=params.max_length,
+                     precompute_ref_log_probs=params.precompute_ref_log_probs)
     # After the training arguments: under accelerate + DeepSpeed ZeRO-3 they register the DeepSpeed
     # config, so the weights load already partitioned across ranks (zero3_init_flag), not whole on each.
-    extra = {"attn_implementation": params.attn_implementation} if params.attn_implementation else {}
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True, **extra)
-    if start is not None:  # continue training a trained adapter (its LoRA shape is the adapter's own)
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(start.adapter), is_trainable=True)
+    model = _load_model(params, model_dir, start)
     collator = MarginCollator(pad_token_id=tokenizer.pad_token_id, max_length=params.max_length)
     return RPOTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
@@ -222,6 +192,19 @@ def _build_trainer(params: TrainParams, model_dir: Path, train_set: Any, eval_se
         base_reference=start is not None and start.reference == "base",
         forward=params.forward,
     )
+
+
+def _load_model(params: TrainParams, model_dir: Path, start: StartFrom | None) -> Any:
+    """The base model (safetensors only), with ``start``'s trained adapter loaded trainable when given."""
+    from transformers import AutoModelForCausalLM
+
+    extra = {"attn_implementation": params.attn_implementation} if params.attn_implementation else {}
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True, **extra)
+    if start is not None:  # continue training a trained adapter (its LoRA shape is the adapter's own)
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(start.adapter), is_trainable=True)
+    return model
 
 
 def checkpoint_dir(workspace: Path, params: TrainParams, model_dir: Path, pairs_hash: str,
@@ -285,7 +268,8 @@ def _fit(params: TrainParams, model_dir: Path, train_set: Any, eval_set: Any, ck
     trainer.held_out_facts = held_out_facts(eval_pairs) if eval_pairs else None
     trainer.add_callback(_mlflow_callback())
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    trainer.drop_reference_adapter()
+    if hasattr(trainer, "drop_reference_adapter"):
+        trainer.drop_reference_adapter()
     trainer.save_model(str(staging))
     digests = trainer.accelerator.gather_for_metrics([weights_digest(trainer.model)], use_gather_object=True)
     return trainer, result, resume, list(digests)
@@ -341,10 +325,7 @@ def train(
     model_dir, output_dir, plots_dir = Path(model_dir), Path(output_dir), Path(plots_dir)
     train_file = Path(pairs_dir) / params.pair_set / "train.jsonl"
     cache_root = Path(ref_cache_dir) if ref_cache_dir is not None else Path(workspace) / REF_CACHE
-    train_set, _ = load_pair_dataset(train_file, cache_root)
-    if train_set is None:
-        raise DataError(f"{train_file}: no training pairs; collect more samples or lower pairs.g_min")
-    eval_set, eval_pairs = load_pair_dataset(Path(pairs_dir) / params.pair_set / "eval.jsonl", cache_root)
+    train_set, eval_set, eval_pairs = load_training_data(params, Path(pairs_dir), cache_root)
     pairs_hash = reg.file_md5(train_file)
     ckpt = checkpoint_dir(Path(workspace), params, model_dir, pairs_hash, start)
     main = is_main_process()
@@ -370,6 +351,16 @@ def train(
                                                     cache_root, eval_pairs, start)
             metrics, history = report.summarise(trainer, result, resume, train_set, eval_set, digests,
                                                 regime(params, len(train_set)))
+            if params.sft_only and params.lora.enabled:  # does SFT teach rule reading? the held-out RPO couples
+                from reverso.train.diagnostics import flat_metrics
+                from reverso.train.sft import rule_reading
+
+                found = rule_reading(params, model_dir, staging, Path(pairs_dir) / "rpo" / "eval.jsonl", cache_root,
+                                     ckpt / "rule-reading")
+                metrics["rule_reading"] = {"after": found} if found else {}
+                if found:
+                    mlflow.log_metrics({k.replace("/", "_"): v for k, v in flat_metrics(
+                        {k: v for k, v in found.items() if k not in ("held_out", "pairs_file")}).items()})
             mlflow.log_metrics({"train_loss_mean": metrics["train_loss"], "world_size": metrics["world_size"]})
             version = None
             if register:

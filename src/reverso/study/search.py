@@ -1,0 +1,106 @@
+"""The signal search's view of a study: arms at budgets, as a table and one score-vs-budget plot per arm.
+
+A search is a study whose arms carry ``budget`` (example- or pair-passes, config_train.ArmSpec). Arms
+whose specs are equal but for the budget form one *curve*, labelled by the first arm's name without a
+trailing ``_b<budget>``. Each row holds, per suite, the arm's paired difference from the base with its
+CI (the study report's own hierarchical bootstrap), the greedy truncation, the couple-margin diagnostic
+and what the training cost.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+BUDGET_SUFFIX = re.compile(r"_b\d+$")
+
+
+def curves(arms: dict[str, Any]) -> dict[str, str]:
+    """Arm name -> its curve's label, for arms that set a budget."""
+    label: dict[str, str] = {}
+    found: dict[str, str] = {}
+    for name, spec in arms.items():
+        if spec.budget is None:
+            continue
+        key = spec.model_copy(update={"budget": None}).model_dump_json()
+        found.setdefault(key, BUDGET_SUFFIX.sub("", name))
+        label[name] = found[key]
+    return label
+
+
+def search_rows(report: dict[str, Any], arms: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per arm with a budget (first replicate's training facts), sorted by curve and budget."""
+    labels = curves(arms)
+    rows = []
+    for name, curve in labels.items():
+        spec = arms[name]
+        train = next((t for model, t in sorted(report["train"].items()) if model.rsplit("-", 1)[0] == name), {})
+        cut = [t["cut"] for model, t in report["truncation"].items() if model.rsplit("-", 1)[0] == name]
+        after = (train.get("rule_reading") or {}).get("after") or {}
+        regime = train.get("regime") or {}
+        rows.append({
+            "arm": name, "curve": curve, "budget": spec.budget, "builder": spec.builder,
+            "lr": regime.get("learning_rate"), "per_step": regime.get("pairs_per_step"),
+            "steps": train.get("steps"), "train_rows": train.get("train_pairs"),
+            "minus_base": {suite: report["differences"].get(f"{name}_minus_base", {}).get(suite)
+                           for suite in report["summary"]},
+            "truncation": sum(cut) / len(cut) if cut else None,
+            "couple_margin_sum": after.get("couple_margin_sum"), "couples_reading": after.get("couples_reading"),
+            "train_wall_s": train.get("wall_s"),
+        })
+    return sorted(rows, key=lambda r: (r["curve"], r["budget"]))
+
+
+def _ci(entry: dict[str, Any] | None) -> str:
+    if not entry or entry.get("mean") is None:
+        return "n/a"
+    return f"{entry['mean']:+.1f} [{entry['ci_low']:+.1f}, {entry['ci_high']:+.1f}]"
+
+
+def render_table(rows: list[dict[str, Any]], base_truncation: float | None) -> str:
+    """The search table (markdown): one row per arm x budget."""
+    suites = sorted({s for r in rows for s in r["minus_base"]})
+    head = ("| curve | budget | steps | lr | " + " | ".join(f"{s} − base" for s in suites)
+            + " | cut (base {}) | couple-margin sum | train s |".format(
+                "n/a" if base_truncation is None else f"{100 * base_truncation:.0f} %"))
+    lines = [head, "|" + "---|" * (len(suites) + 7)]
+    for r in rows:
+        margin = "n/a" if r["couple_margin_sum"] is None else f"{r['couple_margin_sum']:+.3f}"
+        cut = "n/a" if r["truncation"] is None else f"{100 * r['truncation']:.0f} %"
+        lines.append(f"| {r['curve']} | {r['budget']} | {r['steps']} | {r['lr']} | "
+                     + " | ".join(_ci(r["minus_base"].get(s)) for s in suites)
+                     + f" | {cut} | {margin} | {r['train_wall_s']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(rows: list[dict[str, Any]], png: Path) -> None:
+    """Score minus base (with its CI) against budget, one line per curve, one panel per suite."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    suites = sorted({s for r in rows for s in r["minus_base"]})
+    fig, axes = plt.subplots(1, max(len(suites), 1), figsize=(5.5 * max(len(suites), 1), 4), squeeze=False)
+    for axis, suite in zip(axes[0], suites, strict=False):
+        for curve in sorted({r["curve"] for r in rows}):
+            points = [(r["budget"], r["minus_base"].get(suite)) for r in rows if r["curve"] == curve]
+            points = [(b, e) for b, e in points if e and e.get("mean") is not None]
+            if not points:
+                continue
+            budgets = [b for b, _ in points]
+            means = [e["mean"] for _, e in points]
+            errors = [[m - e["ci_low"] for (_, e), m in zip(points, means, strict=True)],
+                      [e["ci_high"] - m for (_, e), m in zip(points, means, strict=True)]]
+            axis.errorbar(budgets, means, yerr=errors, marker="o", capsize=3, label=curve)
+        axis.axhline(0, color="grey", linewidth=0.8)
+        axis.set_xscale("log")
+        axis.set_xlabel("budget (example- or pair-passes)")
+        axis.set_ylabel(f"{suite}: arm − base (points, 95 % CI)")
+        axis.set_title(f"{suite} (validation pool)")
+        axis.legend(fontsize="small")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
