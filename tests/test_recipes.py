@@ -12,7 +12,7 @@ import pytest
 from reverso.config import Params, load_params, recipe_overrides
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = sorted((REPO / "configs/study").glob("*.yaml"))
+RECIPES = sorted((REPO / "configs/study").glob("*.yaml")) + sorted((REPO / "configs/search").glob("*.yaml"))
 RECORDED_SECTIONS = ("study", "train", "pairs", "collect", "evaluate", "model")
 
 
@@ -38,9 +38,14 @@ def params_mismatches(record: dict[str, Any], params: Params) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def recipe_name(recipe: Path) -> str:
+    """configs/study/<name>.yaml is study.name <name>; configs/search/<name>.yaml is search-<name>."""
+    return recipe.stem if recipe.parent.name == "study" else f"{recipe.parent.name}-{recipe.stem}"
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_recipe_is_named_after_its_file(recipe: Path) -> None:
-    assert recipe_params(recipe).study.name == recipe.stem  # a record's study.name finds its recipe
+    assert recipe_params(recipe).study.name == recipe_name(recipe)  # a record's study.name finds its recipe
 
 
 def test_a_changed_setting_is_named_with_both_values() -> None:
