@@ -6,13 +6,14 @@ STAMP  := $(VENV)/.reverso-installed
 EXPORT := .venv-export/.reverso-installed
 VLLM   := .venv-vllm/.reverso-installed
 DEV    := $(VENV)/.reverso-dev-installed
+BENCH  := $(VENV)/.reverso-bench-installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export NLTK_DATA := $(CURDIR)/.nltk_data
 
-.PHONY: setup setup-vllm run study improve bench-pipeline test test-fast model clean-outputs help
+.PHONY: setup setup-vllm run study improve bench-pipeline bench-sampler test test-fast model clean-outputs help
 
 help:
 	@echo "make run   - set up .venv, prepare the default model, run the whole pipeline (Prefect + DVC)"
@@ -61,6 +62,15 @@ run: setup
 # Wall time and peak memory of the default pipeline from clean outputs -> bench/results/pipeline.json
 bench-pipeline: setup
 	$(BIN)/python bench/pipeline.py
+
+# CTranslate2, bench/sampler.py's baseline, goes into .venv for this benchmark only (requirements-bench.txt).
+$(BENCH): $(STAMP) requirements-bench.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-bench.txt
+	touch $(BENCH)
+
+# Sampling and greedy throughput, OpenVINO vs CTranslate2 int8 vs HF -> bench/results/sampler.json
+bench-sampler: setup $(BENCH)
+	$(BIN)/python bench/sampler.py
 
 # The replication study: base vs DPO vs RPO vs RPO without margin, x3 seeds (params.yaml `study:`),
 # sized by a recipe (the CPU one is what docs/results.md reports; `make study STUDY_RECIPE=` for none).

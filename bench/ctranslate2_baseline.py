@@ -1,9 +1,10 @@
-"""The CTranslate2 int8 sampler the product used before OpenVINO, kept for bench/sampler.py's baseline only.
+"""A CTranslate2 int8 sampler: bench/sampler.py's baseline, not a product backend.
 
-Driven as it was in the product (docs/benchmarks.md, round 2): sampling puts one prompt per call
-with its n samples forked from one prefill (``num_hypotheses``); greedy batches 4 prompts of
-similar length; calls go round-robin to 2 single-threaded generators. Not a product backend:
-ctranslate2 is a dev requirement only.
+Configured as docs/benchmarks.md ("Generation engine") chose from its measurements on these CPUs,
+so the baseline is CTranslate2 at its measured best: sampling puts one prompt per call with its n
+samples forked from one prefill (``num_hypotheses``); greedy batches 4 prompts of similar length;
+calls go round-robin to 2 single-threaded generators. ctranslate2 comes from requirements-bench.txt
+(``make bench-sampler``), never from the product's or the tests' requirements.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Benchmark: OpenVINO vs CTranslate2 int8 (the engine it replaced) vs HF ``generate``, in one run.
+"""Benchmark: OpenVINO vs CTranslate2 int8 (the baseline) vs HF ``generate``, in one run.
 
 Two workloads on the pipeline's own prompts (collect's turn-0 prompts: persona + ~10 rendered
 rules, from params.yaml and the seed corpus):
@@ -12,6 +12,10 @@ Backends alternate within each round so machine noise hits all alike; HF (slow) 
 ``hf_batched_tokens_per_s``, ``speedup_vs_ctranslate2``, ``speedup_vs_hf``, truncation per backend,
 ``cpu_flags`` and versions.
 
+CTranslate2 is not in the dev requirements: ``make bench-sampler`` installs requirements-bench.txt
+into .venv and runs this script with its defaults.
+
+    make bench-sampler                                        # = the line below, after installing ctranslate2
     .venv/bin/python bench/sampler.py                         # 16 x 5 sampling, 32 greedy, 2 rounds
     .venv/bin/python bench/sampler.py --prompts 4 --greedy-prompts 4 --rounds 1 --hf-rounds 0   # smoke
 """
@@ -19,6 +23,7 @@ Backends alternate within each round so machine noise hits all alike; HF (slow) 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -83,6 +88,9 @@ def main() -> None:
     parser.add_argument("--hf-rounds", type=int, default=1, help="rounds that also run HF (slow); 0 = none")
     parser.add_argument("--out", type=Path, default=Path("bench/results/sampler.json"))
     args = parser.parse_args()
+    if importlib.util.find_spec("ctranslate2") is None:
+        sys.exit("bench/sampler.py needs ctranslate2 for its baseline: make bench-sampler "
+                 "(or .venv/bin/python -m pip install --no-deps -r requirements-bench.txt)")
 
     params = load_params(args.params)
     collect, evaluate = params.collect, params.evaluate

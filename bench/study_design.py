@@ -89,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     root = args.workspace
     study = json.loads((root / "metrics/study.json").read_text())
-    # only this study's models: a folder may still hold another study's records (e.g. round 2's arms)
+    # only this study's models: a folder may still hold another study's records (other arms)
     evals = {k: v for k, v in _load(root / "reports/study/eval").items() if k in study["arms"]}
     trains = {k: v for k, v in _load(root / "reports/study/train").items() if k in study["train"]}
     data = [json.loads(p.read_text()) for p in sorted((root / "data/study").glob("data-*/pairs/replicate.json"))]

@@ -2,12 +2,12 @@
 
 Part 1 (throughput): the same pairs (a pair file of a real run, default data/pairs/rpo/train.jsonl)
 trained one epoch per config, configs interleaved micro-batch by micro-batch in one run (these
-machines are shared and noisy; an earlier epoch-by-epoch interleave let a neighbour's load land on
-one config). Reported per config: real (non-padding) tokens per second of training, pairs per
+machines are shared and noisy; interleaving whole epochs lets a neighbour's load land on one
+config). Reported per config: real (non-padding) tokens per second of training, pairs per
 hour, padding share, and the loss on the first batch (the numerics check: bf16 against fp32 on the
-same weights and batch). "today" is the round-3 first-session setting (fp32, gradient checkpointing,
-one pair per micro-batch, TRL's stock forward); the ratio of each config to it is the figure the
-issue asks for. ``forward`` is ``train.forward`` (reverso.train.forward): ``completion_head`` scores
+same weights and batch). "today" is the baseline config (fp32, gradient checkpointing, one pair per
+micro-batch, TRL's stock forward); each config's ratio to it (``speedup_vs_today``) is the figure
+reported. ``forward`` is ``train.forward`` (reverso.train.forward): ``completion_head`` scores
 the LM head on reply positions only, ``shared_prompt`` packs each pair into one row whose prompt is
 computed once for both replies.
 
@@ -39,7 +39,8 @@ from reverso.config import TrainParams
 from reverso.machine import machine_info
 from reverso.train import _build_trainer, use_bf16
 
-# label -> train overrides; "today" is what params.yaml set before this benchmark
+# label -> train overrides; "today" is the baseline every config is compared with (the label and
+# ``speedup_vs_today`` keep the result file's keys)
 TODAY = {"bf16": False, "gradient_checkpointing": True, "batch_size": 1, "group_by_length": False, "forward": "stock"}
 THROUGHPUT = {
     "today": TODAY,
