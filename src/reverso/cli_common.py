@@ -11,6 +11,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from reverso.errors import ReversoError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -28,11 +30,9 @@ def _friendly(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from reverso.errors import KNOWN_ERRORS
-
         try:
             return func(*args, **kwargs)
-        except KNOWN_ERRORS() as exc:
+        except (ReversoError, FileNotFoundError) as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
         except OSError as exc:

@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from reverso.config import Params
+from reverso.errors import ReversoError
 from reverso.io import write_json
 
 ROOT = Path("improve")
@@ -46,7 +47,7 @@ BASE, SEED = Path("models/base"), Path("data/seed")
 PARENT_MARKER = Path(".reverso/improve/parent_run.json")
 
 
-class ImproveError(RuntimeError):
+class ImproveError(ReversoError, RuntimeError):
     """The campaign's recorded state and the registry disagree; the message says how to go on."""
 
 
