@@ -18,7 +18,7 @@ from reverso.config import TrainParams
 from reverso.io import DataError, write_json, write_jsonl
 from reverso.locks import WorkspaceBusy, hold
 from reverso.orchestration import PipelineError, describe_exit, workspace_lock
-from servers import free_port
+from support.servers import free_port
 
 BIN = Path(sys.executable).parent
 

@@ -18,7 +18,7 @@ from reverso.errors import ReversoError
 from reverso.generation import GenerationSettings, make_sampler
 from reverso.generation.base import GenerationError
 from reverso.generation.servers import OpenAISampler
-from servers import free_port
+from support.servers import free_port
 
 GREEDY = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=16, seed=3)
 SAMPLED = GenerationSettings(temperature=0.8, top_p=0.9, max_new_tokens=16, seed=3)
