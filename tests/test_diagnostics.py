@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_pairs import make_samples
+from support.pairs import make_samples
 
 from reverso.pairs.builders import couple_key, rpo_pairs
 from reverso.pairs.validate import reverify

@@ -18,7 +18,7 @@ from reverso.config import TrainParams
 from reverso.io import DataError, write_json, write_jsonl
 from reverso.locks import WorkspaceBusy, hold
 from reverso.orchestration import PipelineError, describe_exit, workspace_lock
-from servers import free_port
+from support.servers import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -55,8 +55,8 @@ def test_full_disk_through_the_cli_is_one_line(tmp_path: Path) -> None:
         pytest.skip("no /dev/full on this system")
     script = textwrap.dedent("""
         import sys, typer
-        from reverso.cli import _friendly
-        @_friendly
+        from reverso.cli.common import friendly
+        @friendly
         def run() -> None:
             with open("/dev/full", "w") as handle:
                 handle.write("x" * 65536)

@@ -28,7 +28,7 @@ def ref(tmp_path_factory):
     import os
 
     os.environ["NLTK_DATA"] = str(tmp_path_factory.mktemp("nltk"))
-    from reverso.constraints import reference_ifbench
+    from support import reference_ifbench
 
     return reference_ifbench, reference_ifbench.load_ifbench_registry()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from reverso import constraints as engine
-from reverso.constraints.reference import IFEVAL_IDS, cases, corpus, load_registry
+from support.reference import IFEVAL_IDS, cases, corpus, load_registry
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_reference_registry_covers_the_shared_ids(registry) -> None:
 
 
 def test_agreement_on_generated_corpus(registry) -> None:
-    from reverso.constraints.reference import reference_check
+    from support.reference import reference_check
 
     texts = corpus(seed=1, count=150)
     disagreements = []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from test_e2e import copied_workspace, run
+from support.workspace import copied_workspace, run
 
 SMOKE = "configs/improve/smoke.yaml"
 LOSE_ROUND_2 = "improve.min_delta={2: 5.0}"  # a paired difference of a [0, 1] metric never clears 5: a sure loss

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from servers import BIN, free_port, post, server
-from test_e2e import copy_repo, run
+from support.servers import BIN, free_port, post, server
+from support.workspace import copy_repo, run
 
 SMOKE = "configs/improve/smoke.yaml"
 

@@ -17,12 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reverso import constraints as engine
-from reverso.constraints import stress
 from reverso.constraints.base import REGISTRY
 from reverso.constraints.text import count_line_items
 from reverso.constraints.types_basic import titles
 from reverso.constraints.types_extra import _NUMBERED
 from reverso.constraints.types_ifeval import count_placeholders
+
+from support import stress
 
 BOUND = 1000  # linear: ~100 (100k / 1k), more on a busy machine; quadratic: ~10,000
 SIZES = {"small": 1_000, "large": 100_000}

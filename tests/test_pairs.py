@@ -11,38 +11,8 @@ from reverso.pairs.builders import Sample, couple_key, dedupe_by_vector, dpo_pai
 from reverso.pairs.validate import GateSettings, ValidationFailed, reverify, validate_pair_sets
 from reverso.reverse import judge_response
 
-SPECS = [
-    {"id": "detectable_format:title", "kwargs": {}},
-    {"id": "punctuation:no_comma", "kwargs": {}},
-    {"id": "length_constraints:number_words", "kwargs": {"relation": "less than", "num_words": 10}},
-    {"id": "keywords:existence", "kwargs": {"keywords": ["river"]}},
-    {"id": "startend:end_checker", "kwargs": {"end_phrase": "Bye."}},
-]
-TEXTS = [
-    "<<T>> river, flows. Bye.",                                                # 1 0 1 1 1
-    "a long text with many many words and more words here and there yes",      # 0 1 0 0 0
-    "another long text with lots of words and more words here and there",      # same vector as 1
-    "river Bye.",                                                              # 0 1 1 1 1
-    "<<Same>> short and no keyword",                                          # 1 1 1 0 0
-]
-
-
-def make_session() -> Session:
-    return Session(session_id="s1", system="You are a guide.", system_constraints=SPECS,
-                   turns=[Turn(user="Tell me about rivers.")], split="train", seed=1)
-
-
-def make_samples(texts: list[str] = TEXTS) -> tuple[Session, list[Sample]]:
-    session = make_session()
-    samples = []
-    for index, text in enumerate(texts):
-        response = Response(session_id="s1", turn=0, sample_idx=index, history=[], text=text, model="m",
-                            sampler=SamplerInfo(backend="hf", temperature=1.0, seed=0),
-                            finish_reason="stop", prompt_tokens=5, completion_tokens=5)
-        verdict, reason = judge_response(session, response, ReverseParams())
-        assert verdict is not None, reason
-        samples.append(Sample(response, verdict))
-    return session, samples
+from support.pairs import SPECS, TEXTS, make_samples
+from support.pairs import make_session  # noqa: F401 - tests/test_signal_arms.py imports it from here
 
 
 def test_verdicts_and_reversal_make_each_response_perfect() -> None:

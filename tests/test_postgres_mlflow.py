@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from servers import free_port, wait_for
-from test_train_resume import write_pairs
+from support.pairs import write_pairs
+from support.servers import free_port, wait_for
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from servers import BIN, free_port, server
-from test_e2e import OVERRIDES, copy_repo, run
+from support.servers import BIN, free_port, server
+from support.workspace import OVERRIDES, copy_repo, run
 
 KEY_ID = "reverso-test-key-id"
 REGION = "us-east-1"

@@ -109,7 +109,7 @@ def test_paths_inside_data_files_are_never_opened(tmp_path: Path, monkeypatch: p
 
 @pytest.mark.slow
 def test_secrets_from_env_never_reach_mlflow_or_logs(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from test_train_resume import write_pairs
+    from support.pairs import write_pairs
 
     secrets = {"REVERSO_JUDGE_API_KEY": "sk-judge-5ecret-0001", "REVERSO_SAMPLER_API_KEY": "sk-sampler-5ecret-0002",
                "AWS_SECRET_ACCESS_KEY": "aws-5ecret-0003", "HF_TOKEN": "hf_5ecret0004"}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from servers import BIN, free_port, post, server
-from test_e2e import OVERRIDES, copy_repo, run
+from support.servers import BIN, free_port, post, server
+from support.workspace import OVERRIDES, copy_repo, run
 
 
 @pytest.mark.slow

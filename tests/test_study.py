@@ -173,7 +173,7 @@ SMOKE = [
 
 @pytest.mark.slow
 def test_study_smoke_end_to_end(tmp_path: Path) -> None:
-    from test_e2e import copied_workspace, run
+    from support.workspace import copied_workspace, run
 
     workspace, env, bin_dir = copied_workspace(tmp_path)
     output = run([str(bin_dir / "reverso"), "study", *sum((["-S", o] for o in SMOKE), [])], workspace, env)
@@ -230,7 +230,7 @@ def test_study_smoke_end_to_end(tmp_path: Path) -> None:
     # a new machine: the packed study, unpacked into a fresh copy at the same path, reruns no finished item
     import shutil
 
-    from test_e2e import copy_repo
+    from support.workspace import copy_repo
 
     archive = tmp_path / "progress.tar.gz"
     run([str(bin_dir / "reverso"), "study", "pack", "--out", str(archive)], workspace, env)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_train_resume import write_pairs
+from support.pairs import write_pairs
 
 
 @pytest.mark.slow

@@ -12,26 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reverso.contracts import Pair
-
-PAIR = {
-    "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a color."}],
-    "chosen": [{"role": "assistant", "content": "blue"}],
-    "rejected": [{"role": "assistant", "content": "The color I would name is, perhaps, Blue!"}],
-    "margin": 3, "constraints": [{"id": "punctuation:no_comma", "kwargs": {}}],
-    "session_id": "s1", "turn": 0, "builder": "rpo",
-}
-
-
-def write_pairs(root: Path) -> None:
-    for split, count in (("train", 8), ("eval", 0)):
-        path = root / "data/pairs/rpo" / f"{split}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # distinct prompts: train refuses duplicate pairs, as the pairs gate does
-        rows = [Pair.model_validate({**PAIR, "session_id": f"s{i}", "prompt": [
-            PAIR["prompt"][0], {"role": "user", "content": f"Name color number {i}."}]}).model_dump_json()
-            for i in range(count)]
-        path.write_text("".join(r + "\n" for r in rows))
+from support.pairs import write_pairs
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from reverso.cli import app
 from reverso.collect import collect
-from reverso.collect.samplers import Completion
+from reverso.generation.base import Completion
 from reverso.config import CollectParams
 from reverso.io import DataError, quarantine_path
 from reverso.limits import MAX_TEXT_CHARS

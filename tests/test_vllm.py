@@ -22,7 +22,7 @@ from conftest import REPO
 from reverso.config import CollectParams, EvaluateParams, ModelParams, SamplerParams, SuiteSizes
 from reverso.generation import GenerationSettings, make_sampler
 from reverso.generation.base import prompt_ids
-from servers import free_port, server
+from support.servers import free_port, server
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

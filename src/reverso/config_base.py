@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from reverso.errors import ReversoError
 
-class ConfigError(ValueError):
+
+class ConfigError(ReversoError, ValueError):
     """Raised when params.yaml (or an override) is invalid; the message names file and field."""
 
 

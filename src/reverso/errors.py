@@ -1,22 +1,12 @@
-"""The project's own error types: the CLI prints these as one line instead of a traceback."""
+"""The base class of the project's own errors; the CLI prints any of them as one line, not a traceback.
 
-from __future__ import annotations
+This module imports nothing, so any module can subclass ``ReversoError`` without an import cycle.
+"""
 
 
-def KNOWN_ERRORS() -> tuple[type[BaseException], ...]:  # noqa: N802 - reads like a constant at call sites
-    from reverso.config import ConfigError
-    from reverso.constraints.base import ConstraintError
-    from reverso.generation.base import GenerationError
-    from reverso.improve import ImproveError
-    from reverso.io import DataError
-    from reverso.pairs.validate import ValidationFailed
-    from reverso.prepare_model import ModelSourceError
-    from reverso.registry import RegistryError
+class ReversoError(Exception):
+    """A failure the user can act on: bad params or data, a failed gate, a busy workspace, an unreachable server.
 
-    from reverso.orchestration import PipelineError
-    from reverso.locks import WorkspaceBusy
-    from reverso.tracking import TrackingUnreachable
-
-    return (ConfigError, ConstraintError, DataError, ValidationFailed, ModelSourceError, RegistryError,
-            PipelineError, FileNotFoundError, WorkspaceBusy, TrackingUnreachable, GenerationError,
-            ImproveError)
+    Subclasses keep their builtin base too (``ConfigError(ReversoError, ValueError)``), so callers that
+    catch ``ValueError`` or ``RuntimeError`` keep working.
+    """

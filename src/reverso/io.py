@@ -24,13 +24,15 @@ from typing import IO, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from reverso.errors import ReversoError
+
 RowT = TypeVar("RowT", bound=BaseModel)
 MAX_LINE_BYTES = 1 << 20  # one JSONL row; a longer line is quarantined without being held in memory
 RAW_KEEP = 2000  # characters of a bad row kept in the quarantine file
 BOM = b"\xef\xbb\xbf"
 
 
-class DataError(ValueError):
+class DataError(ReversoError, ValueError):
     """A stage cannot go on: the message names the file, the line and the field."""
 
 

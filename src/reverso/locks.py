@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from reverso.errors import ReversoError
+
 STAGE_LOCK = Path(".reverso/stage.lock")
 DEFAULT_TIMEOUT_S = 3600.0
 
 
-class WorkspaceBusy(RuntimeError):
+class WorkspaceBusy(ReversoError, RuntimeError):
     """Another reverso run holds the workspace; the message says which and what to do."""
 
 

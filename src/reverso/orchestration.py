@@ -20,6 +20,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from reverso import locks
+from reverso.errors import ReversoError
 from reverso.telemetry import OFFLINE_ENV
 
 STAGES = ("prepare-model", "collect", "reverse", "pairs", "train", "evaluate", "promote", "inspect")
@@ -28,7 +29,7 @@ LOCK_FILE = Path(".reverso/pipeline.lock")
 SIGNALLED = re.compile(r"exited with (-\d+|1[3-5]\d)\b")
 
 
-class PipelineError(RuntimeError):
+class PipelineError(ReversoError, RuntimeError):
     """A stage failed or the workspace is busy; the message says which and why."""
 
 

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from reverso.config import ModelParams
+from reverso.errors import ReversoError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-class ModelSourceError(RuntimeError):
+class ModelSourceError(ReversoError, RuntimeError):
     """The configured model source cannot be found or loaded."""
 
 

@@ -15,11 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from reverso.errors import ReversoError
+
 T = TypeVar("T")
 CHALLENGER, CHAMPION = "challenger", "champion"
 
 
-class RegistryError(RuntimeError):
+class RegistryError(ReversoError, RuntimeError):
     """The tracking server could not be reached or the registry is not in the expected state."""
 
 

@@ -13,13 +13,15 @@ import time
 import urllib.error
 import urllib.request
 
+from reverso.errors import ReversoError
+
 # setdefault: a user's own values win.
 HTTP_BOUNDS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 PROBE_BUDGET_S = 15.0
 
 
-class TrackingUnreachable(RuntimeError):
+class TrackingUnreachable(ReversoError, RuntimeError):
     """The tracking server did not answer; the message names the URI and what to do."""
 
 

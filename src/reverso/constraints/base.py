@@ -16,8 +16,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from reverso.errors import ReversoError
 
-class ConstraintError(ValueError):
+
+class ConstraintError(ReversoError, ValueError):
     """Unknown constraint id or invalid kwargs; the message names the id, field and allowed values."""
 
 

@@ -6,11 +6,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from reverso.errors import ReversoError
+
 Conversation = list[dict[str, str]]
 HF_DEFAULT_TOP_K = 50
 
 
-class GenerationError(RuntimeError):
+class GenerationError(ReversoError, RuntimeError):
     """A generation backend could not run (server down or refusing, engine missing); the message says why."""
 
 

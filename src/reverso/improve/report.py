@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from reverso.config import Params
-from reverso.improve import FINAL, PLAN, RoundPaths, finished_rounds, parent_run
+from reverso.improve.campaign import FINAL, PLAN, RoundPaths, finished_rounds, parent_run
 from reverso.io import write_json
 
 IMPROVE_JSON = Path("metrics/improve.json")

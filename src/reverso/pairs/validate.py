@@ -15,6 +15,7 @@ from typing import Any
 
 from reverso import constraints as engine
 from reverso.contracts import Example, Pair
+from reverso.errors import ReversoError
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -25,7 +26,7 @@ REVERSED_BUILDERS = ("rpo", "rpo_one_way", "rpo_finish")
 EXAMPLE_BUILDERS = ("hindsight_sft", "verified_sft")
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(ReversoError, RuntimeError):
     """The pair set broke at least one expectation."""
 
 

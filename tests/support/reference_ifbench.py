@@ -23,12 +23,12 @@ from typing import Any
 
 from reverso import constraints as engine
 from reverso.constraints.base import REGISTRY
-
-from reverso.constraints.ifbench.tasks import EUROPEAN_CAPITALS, REPEAT_SIMPLE
 from reverso.constraints.ifbench.counts_words import PERSON_NAMES
+from reverso.constraints.ifbench.tasks import EUROPEAN_CAPITALS, REPEAT_SIMPLE
 from reverso.constraints.ifbench.text import STOPWORDS
-from reverso.constraints.reference import FRAGMENTS as IFEVAL_FRAGMENTS
-from reverso.constraints.reference import nltk_root
+
+from support.reference import FRAGMENTS as IFEVAL_FRAGMENTS
+from support.reference import nltk_root
 
 IFBENCH_IDS = tuple(sorted(cid for cid, ctype in REGISTRY.items() if ctype.evaluation_only))
 RAISED = "raised"  # reference_check's answer when the reference checker raises

@@ -1,4 +1,4 @@
-"""What every ``reverso`` command shares: the option types, the error wrapper and the workspace stage lock."""
+"""What every ``reverso`` command group shares: option types, default paths, the error wrapper, the stage lock."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+
+from reverso.errors import ReversoError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,16 +25,14 @@ SESSIONS, RESPONSES, VERDICTS = Path("data/sessions.jsonl"), Path("data/response
 PAIRS = Path("data/pairs")
 
 
-def _friendly(func: F) -> F:
+def friendly(func: F) -> F:
     """Turn the project's own error types into one readable line and exit code 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from reverso.errors import KNOWN_ERRORS
-
         try:
             return func(*args, **kwargs)
-        except KNOWN_ERRORS() as exc:
+        except (ReversoError, FileNotFoundError) as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
         except OSError as exc:
@@ -59,7 +59,7 @@ def _friendly(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _stage(func: F) -> F:
+def stage_locked(func: F) -> F:
     """One stage command at a time per workspace: a second one waits (saying for what) or stops."""
 
     @functools.wraps(func)
@@ -72,14 +72,15 @@ def _stage(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _tracking_reachable() -> None:
+def tracking_reachable() -> None:
     """Before any long work: bounded MLflow HTTP retries, and an unreachable server reported in seconds."""
     from reverso.tracking import ensure_reachable
 
     ensure_reachable()
 
 
-def _params(path: Path, overrides: list[str] | None) -> Any:
+def read_params(path: Path, overrides: list[str] | None) -> Any:
+    """The params file with ``-S`` overrides applied, validated (``reverso.config.load_params``)."""
     from reverso.config import load_params
 
     return load_params(path, overrides)
@@ -90,20 +91,20 @@ def add_progress_commands(app: typer.Typer, pipeline: str, name: Callable[[Any],
     to a new machine as one archive; ``name(params)`` names the default archive."""
 
     @app.command("pack")
-    @_friendly
+    @friendly
     def pack_command(out: Annotated[Path | None, typer.Option(
                          help="default: study/progress/<study.name>.tar.gz, improve/progress/campaign.tar.gz")] = None,
                      params: ParamsOpt = Path("params.yaml"), workspace: Path = Path(".")) -> None:
         """Pack the finished items (DVC objects, lock, reports, MLflow store) into one archive to resume elsewhere."""
         from reverso.progress import default_archive, pack
 
-        archive = out or workspace / default_archive(pipeline, name(_params(workspace / params, None)))
+        archive = out or workspace / default_archive(pipeline, name(read_params(workspace / params, None)))
         manifest = pack(workspace, archive, pipeline)
         typer.echo(f"{pipeline} pack: {len(manifest['items'])} finished item(s) at commit "
                    f"{(manifest['commit'] or '?')[:12]} -> {archive} ({archive.stat().st_size / 2**20:.1f} MB)")
 
     @app.command("unpack")
-    @_friendly
+    @friendly
     def unpack_command(archive: Annotated[Path, typer.Argument(help="an archive written by `pack`")],
                        workspace: Path = Path(".")) -> None:
         """Restore a packed run here; the next run skips every packed item."""
