@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from reverso import constraints as engine
@@ -182,16 +184,18 @@ def write_stage_inputs(root, session: Session, samples: list[Sample]):
     return paths
 
 
-def stage_texts(out_dir) -> set[str]:
+def stage_texts(out_dir, skip: tuple[str, ...] = ("rpo_finish",)) -> set[str]:
+    """Every reply text in the stage's pair and example files (rpo_finish pairs cut replies by design)."""
     import json
 
     texts = set()
     for path in out_dir.rglob("*.jsonl"):
-        if "quarantine" in path.name:
+        if "quarantine" in path.name or path.parent.name in skip:
             continue
         for line in path.read_text().splitlines():
-            pair = json.loads(line)
-            texts |= {pair["chosen"][0]["content"], pair["rejected"][0]["content"]}
+            row = json.loads(line)
+            replies = [row["completion"]] if "completion" in row else [row["chosen"], row["rejected"]]
+            texts |= {reply[0]["content"] for reply in replies}
     return texts
 
 
@@ -207,6 +211,13 @@ def test_truncated_responses_never_become_pairs_and_are_counted(tmp_path) -> Non
     accounted = metrics["responses_used"] + metrics["truncated_left_out"] + metrics["verdicts_quarantined"]
     assert metrics["verdicts_in"] == accounted
     assert metrics["rpo"]["pairs"] > 0 and metrics["dpo"]["pairs"] > 0
+    # rpo_finish is the one set that uses cut replies: as rejected sides only, marked rejected_cut
+    finish = [json.loads(line) for split in ("train", "eval") if (tmp_path / "pairs/rpo_finish" / f"{split}.jsonl").exists()
+              for line in (tmp_path / "pairs/rpo_finish" / f"{split}.jsonl").read_text().splitlines()]
+    cut = [p for p in finish if p["rejected"][0]["content"] == TEXTS[0]]
+    assert cut and all(p["rejected_cut"] for p in cut) and metrics["rpo_finish"]["rejected_cut"] == len(
+        [p for p in finish if p["rejected_cut"]])
+    assert all(p["chosen"][0]["content"] != TEXTS[0] for p in finish)
 
     allowed = run_stage(PairsParams(allow_truncated=True), *inputs, tmp_path / "all", tmp_path / "all.json",
                         tmp_path / "reports2")
