@@ -9,6 +9,7 @@ from reverso import constraints as engine
 from reverso.config import ArmSpec, ReverseParams, TrainParams, with_arm
 from reverso.config_study import StudyParams
 from reverso.contracts import Response, SamplerInfo
+from reverso.pairs import finished_only
 from reverso.pairs.builders import Sample, hindsight_examples, rpo_pairs, verified_examples
 from reverso.pairs.validate import GateSettings, reverify, reverify_example, validate_pair_sets
 from reverso.reverse import judge_response
@@ -42,7 +43,8 @@ def test_reply_ends_is_an_implicit_rule_the_engine_checks_from_the_finish() -> N
 
 def test_hindsight_examples_are_every_finished_reply_under_its_reversed_instruction() -> None:
     session, samples = judged(TEXTS, cut={4})
-    examples = hindsight_examples(session, samples)
+    finished, _ = finished_only({("s1", 0): samples}, allow_truncated=False)  # what the stage hands the builders
+    examples = hindsight_examples(session, finished[("s1", 0)])
     assert [e.completion[0].content for e in examples] == TEXTS[:4]  # the cut reply is left out
     for example in examples:
         assert reverify_example(example) == []  # the reply passes every rule of its own prompt
@@ -58,7 +60,8 @@ def test_verified_examples_pass_the_original_instruction() -> None:
     assert [e.completion[0].content for e in examples] == [passing]
     assert examples[0].prompt == make_original_prompt(session)
     session, samples = judged([passing], cut={0})
-    assert verified_examples(session, samples) == []  # a cut reply is never an SFT target
+    finished, left_out = finished_only({("s1", 0): samples}, allow_truncated=False)
+    assert verified_examples(session, finished[("s1", 0)]) == [] and left_out == 1  # cut: never an SFT target
 
 
 def make_original_prompt(session):  # noqa: ANN001, ANN201 - a small test helper
@@ -96,7 +99,7 @@ def test_the_gate_accepts_finish_pairs_and_examples(tmp_path) -> None:
                                     "hindsight_sft": (examples, ["train"] * len(examples), None)},
                                    GateSettings(g_min=3), tmp_path)
     assert all(s["success"] for s in summaries.values())
-    assert summaries["hindsight_sft"]["rows"] == len(examples) == 4
+    assert summaries["hindsight_sft"]["rows"] == len(examples) == len(TEXTS)
 
 
 def test_arms_set_budget_lora_and_pairs_per_step_as_data() -> None:

@@ -168,15 +168,16 @@ def dpo_paper_pairs(session: Session, samples: list[Sample], min_gap: int) -> li
 
 
 def hindsight_examples(session: Session, samples: list[Sample]) -> list[Example]:
-    """Every finished reply of one (session, turn) under its reversed instruction, which it passes entirely.
+    """Every reply of one (session, turn) under its reversed instruction, which it passes entirely.
 
-    Replies with the same text under the same instruction are one example.
+    The stage hands in finished replies only (unless ``pairs.allow_truncated``). Replies with the same
+    text under the same instruction are one example.
     """
     examples, seen = [], set()
     for sample in sorted(samples, key=lambda s: s.response.sample_idx):
         specs = sample.verdict.reversed_constraints
         key = (sample.response.text, tuple(s.model_dump_json() for s in specs))
-        if sample.cut or key in seen:
+        if key in seen:
             continue
         seen.add(key)
         examples.append(Example(
@@ -187,10 +188,11 @@ def hindsight_examples(session: Session, samples: list[Sample]) -> list[Example]
 
 
 def verified_examples(session: Session, samples: list[Sample]) -> list[Example]:
-    """Finished replies of one (session, turn) that pass every rule of the original instruction."""
+    """Replies of one (session, turn) that pass every rule of the original instruction (finished ones: the
+    stage leaves cut replies out unless ``pairs.allow_truncated``)."""
     examples, seen = [], set()
     for sample in sorted(samples, key=lambda s: s.response.sample_idx):
-        if sample.cut or not all(sample.vector) or sample.response.text in seen:
+        if not all(sample.vector) or sample.response.text in seen:
             continue
         seen.add(sample.response.text)
         examples.append(Example(
