@@ -265,7 +265,7 @@ def _fit(params: TrainParams, model_dir: Path, train_set: Any, eval_set: Any, ck
     if resume is not None:
         print(f"resuming training from {resume}")
     trainer = _build_trainer(params, model_dir, train_set, eval_set, ckpt, ref_cache, start)
-    trainer.held_out_facts = held_out_facts(eval_pairs) if eval_pairs else None
+    trainer.held_out_facts = held_out_facts(eval_pairs) if eval_pairs and not params.sft_only else None
     trainer.add_callback(_mlflow_callback())
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if hasattr(trainer, "drop_reference_adapter"):
