@@ -302,7 +302,7 @@ def recipe_overrides(path: str | Path) -> list[str]:
             if isinstance(value, dict) and value and f"{prefix}{key}" not in WHOLE_VALUES:
                 found += walk(value, f"{prefix}{key}.")
             else:
-                text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+                text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False).strip().removesuffix("...").strip()
                 found.append(f"{prefix}{key}={text}")
         return found
 

@@ -82,12 +82,12 @@ class StudyParams(_Section):
         """Arm names in an order where every arm trains after the arm it starts from (init_from)."""
         done: list[str] = []
         waiting = list(self.arms)
-        while waiting:
-            ready = [n for n in waiting if self.arms[n].init_from is None or self.arms[n].init_from in done]
-            if not ready:
+        while waiting:  # the listing order, each arm as early as its source allows
+            ready = next((n for n in waiting if self.arms[n].init_from in (None, *done)), None)
+            if ready is None:
                 raise ValueError(f"study.arms: init_from forms a cycle among {waiting}")
-            done += ready
-            waiting = [n for n in waiting if n not in ready]
+            done.append(ready)
+            waiting.remove(ready)
         return done
 
     def primary(self) -> tuple[str, str]:
