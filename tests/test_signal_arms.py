@@ -170,6 +170,7 @@ def test_an_sft_arm_trains_on_examples_alone_and_reports_rule_reading(tiny_model
     assert metrics["steps"] == 3 and metrics["train_pairs"] == len(examples)
     assert metrics["regime"]["builder"] == "hindsight_sft" and metrics["regime"]["pairs_per_step"] == 2
     assert (tmp_path / "models/policy/adapter_model.safetensors").exists()
+    assert metrics["eval_pairs"] == 4  # held_out_pairs caps the held-out examples scored per evaluation too
     after = metrics["rule_reading"]["after"]
     assert after["pairs"] == 4 and after["couples"] == 2  # held_out_pairs: two whole couples
     assert after["couple_margin_sum"] != pytest.approx(0.0, abs=1e-7)  # the adapter moved the couples

@@ -73,8 +73,8 @@ def held_out_subset(pairs: list[Any], limit: int | None, seed: int) -> list[int]
 def load_training_data(params: Any, pairs_dir: Path, cache_root: Path) -> tuple[Any, Any, list[Any]]:
     """(train set, held-out set or None, held-out rows) of ``params.pair_set``: pairs or SFT examples.
 
-    ``train.held_out_pairs`` caps the held-out pairs scored at each evaluation (couples kept whole); the
-    rows stay complete, so the diagnostic's facts keep each pair's index in its file.
+    ``train.held_out_pairs`` caps the held-out pairs (couples kept whole) or examples scored at each
+    evaluation; the rows stay complete, so the diagnostic's facts keep each pair's index in its file.
     """
     folder = pairs_dir / params.pair_set
     if params.sft_only:
@@ -84,6 +84,9 @@ def load_training_data(params: Any, pairs_dir: Path, cache_root: Path) -> tuple[
         eval_set, eval_rows = load_example_dataset(folder / "eval.jsonl", cache_root)
         if train_set is None:
             raise DataError(f"{folder / 'train.jsonl'}: no training examples; collect more samples")
+        if eval_set is not None and params.held_out_pairs and len(eval_rows) > params.held_out_pairs:
+            keep = sorted(random.Random(f"{params.seed}-held-out").sample(range(len(eval_rows)), params.held_out_pairs))
+            eval_set = eval_set.select(keep)  # held-out NLL on a seeded subset: each evaluation costs a forward a row
         return train_set, eval_set, eval_rows
     train_set, _ = load_pair_dataset(folder / "train.jsonl", cache_root)
     if train_set is None:
