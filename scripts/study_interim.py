@@ -1,0 +1,30 @@
+"""Interim reading of a study or search that has not finished: the models scored so far, paired against base.
+
+    PYTHONPATH=<worktree>/src python scripts/study_interim.py <worktree> reports/search/interim.json
+
+Only validation-pool records are read (a worktree also holds the committed test-run records).
+"""
+import json
+import sys
+from pathlib import Path
+
+from reverso.study.report import build_report
+
+root = Path(sys.argv[1])
+out = Path(sys.argv[2])
+evals = {p.stem: json.loads(p.read_text()) for p in sorted((root / "reports/study/eval").glob("*.json"))}
+evals = {k: v for k, v in evals.items() if v.get("split") == "validation"}  # the committed test-run records sit beside them
+trains = {p.stem: json.loads(p.read_text()) for p in sorted((root / "reports/study/train").glob("*.json"))}
+trained = [n for n in evals if n not in ("base", "aa")]
+report = build_report(evals, {n: t for n, t in trains.items() if n in evals}, 2000, 0.95, seed=0,
+                      primary=(trained[0].rsplit("-", 1)[0], "base"), primary_suite="multi_if")
+keep = {k: report[k] for k in ("summary", "differences", "truncation", "train", "suite_sizes", "noise_floor")
+        if k in report}
+keep["note"] = ("interim: the models evaluated when the session stopped; validation pool only; not the search's "
+                "selection (that waits for every arm)")
+keep["machine"] = next(iter(evals.values())).get("timing", {}).get("machine")
+out.parent.mkdir(parents=True, exist_ok=True)
+out.write_text(json.dumps(keep, indent=2, default=str) + "\n")
+for key, per_suite in report["differences"].items():
+    print(key, {s: (round(e["mean"], 1), round(e["ci_low"], 1), round(e["ci_high"], 1)) for s, e in per_suite.items()})
+print({k: v["cut"] for k, v in report["truncation"].items()})
