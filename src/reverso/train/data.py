@@ -18,6 +18,22 @@ from reverso.io import DataError
 DATASET_FORMAT = 2  # bump when the columns of the cached pair datasets change
 
 
+def saved_once(target: Path, rows: Any) -> None:
+    """Write ``rows()`` as an HF Dataset at ``target`` unless it is there; atomic, so ranks may race."""
+    from datasets import Dataset
+
+    if (target / "state.json").exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent))
+    Dataset.from_list(rows()).save_to_disk(str(staging / "data"))
+    try:
+        os.rename(staging / "data", target)
+    except OSError:  # another rank got there first with the same content
+        pass
+    shutil.rmtree(staging, ignore_errors=True)
+
+
 def load_pair_dataset(path: Path, cache_root: Path) -> tuple[Any, list[Any]]:
     """Pairs as an on-disk HF Dataset with exactly the columns the trainer reads (TRL format), and the rows.
 
@@ -25,10 +41,9 @@ def load_pair_dataset(path: Path, cache_root: Path) -> tuple[Any, list[Any]]:
     writes its precomputed reference log-probs beside it, keyed by the data and the model, so a
     rerun with another beta/gamma/lr (or a second DDP rank) reuses them instead of recomputing.
     """
-    from datasets import Dataset, load_from_disk
+    from datasets import load_from_disk
 
     from reverso.registry import file_md5
-
     from reverso.validate import require_clean_pairs
 
     # the pairs gate's properties (chosen != rejected, no duplicates, RPO chosen passes every rule),
@@ -37,18 +52,9 @@ def load_pair_dataset(path: Path, cache_root: Path) -> tuple[Any, list[Any]]:
     if not result.rows:
         return None, []
     target = cache_root / f"pairs-v{DATASET_FORMAT}-{file_md5(path)}"
-    if not (target / "state.json").exists():
-        rows = [{"prompt": [m.model_dump() for m in p.prompt], "chosen": [p.chosen[0].model_dump()],
-                 "rejected": [p.rejected[0].model_dump()], "margin": p.margin, "pair_index": i}
-                for i, p in enumerate(result.rows)]
-        staging = Path(tempfile.mkdtemp(dir=cache_root.parent if cache_root.exists() else None))
-        cache_root.mkdir(parents=True, exist_ok=True)
-        Dataset.from_list(rows).save_to_disk(str(staging / "data"))
-        try:
-            os.rename(staging / "data", target)
-        except OSError:  # another rank got there first with the same content
-            pass
-        shutil.rmtree(staging, ignore_errors=True)
+    saved_once(target, lambda: [{"prompt": [m.model_dump() for m in p.prompt], "chosen": [p.chosen[0].model_dump()],
+                                 "rejected": [p.rejected[0].model_dump()], "margin": p.margin, "pair_index": i}
+                                for i, p in enumerate(result.rows)])
     return load_from_disk(str(target)), list(result.rows)
 
 

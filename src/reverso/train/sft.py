@@ -11,9 +11,6 @@ the same data (``rule_reading``), so an SFT arm reports whether it reads rules l
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +55,10 @@ def load_example_dataset(path: Path, cache_root: Path) -> tuple[Any, list[Exampl
 
     Any bad row stops the stage, naming its line (as train does for pairs).
     """
-    from datasets import Dataset, load_from_disk
+    from datasets import load_from_disk
 
     from reverso.registry import file_md5
+    from reverso.train.data import saved_once
 
     result = read_examples(path)
     if result.quarantined:
@@ -69,17 +67,8 @@ def load_example_dataset(path: Path, cache_root: Path) -> tuple[Any, list[Exampl
     if not result.rows:
         return None, []
     target = cache_root / f"examples-v{EXAMPLES_FORMAT}-{file_md5(path)}"
-    if not (target / "state.json").exists():
-        rows = [{"prompt": [m.model_dump() for m in e.prompt], "completion": [e.completion[0].model_dump()]}
-                for e in result.rows]
-        cache_root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=cache_root))
-        Dataset.from_list(rows).save_to_disk(str(staging / "data"))
-        try:
-            os.rename(staging / "data", target)
-        except OSError:  # another rank got there first with the same content
-            pass
-        shutil.rmtree(staging, ignore_errors=True)
+    saved_once(target, lambda: [{"prompt": [m.model_dump() for m in e.prompt],
+                                 "completion": [e.completion[0].model_dump()]} for e in result.rows])
     return load_from_disk(str(target)), list(result.rows)
 
 
