@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.reverso-installed
 EXPORT := .venv-export/.reverso-installed
+EXPORTER := $(BIN)/optimum-cli
 VLLM   := .venv-vllm/.reverso-installed
 DEV    := $(VENV)/.reverso-dev-installed
 BENCH  := $(VENV)/.reverso-bench-installed
@@ -44,6 +45,10 @@ $(EXPORT): requirements-export.lock
 	.venv-export/bin/python -m pip install --quiet --no-deps -r requirements-export.lock
 	touch $(EXPORT)
 
+# The code never names a venv: it runs the optimum-cli beside its own python, which this link provides.
+$(EXPORTER): $(STAMP) $(EXPORT)
+	ln -sfn $(CURDIR)/.venv-export/bin/optimum-cli $(EXPORTER)
+
 # vLLM's CPU build (the `vllm` backend's tests, and `vllm serve` on a CPU machine) pins another
 # transformers and numpy: its own venv from its own lock (docs/scale-out.md). GPU machines use the gpu extra.
 $(VLLM): requirements-vllm.lock
@@ -52,7 +57,7 @@ $(VLLM): requirements-vllm.lock
 	.venv-vllm/bin/python -m pip install --quiet --no-deps -r requirements-vllm.lock
 	touch $(VLLM)
 
-setup: $(STAMP) $(EXPORT)
+setup: $(STAMP) $(EXPORT) $(EXPORTER)
 
 setup-vllm: $(VLLM)
 
@@ -84,9 +89,15 @@ IMPROVE_RECIPE ?= configs/improve/cpu.yaml
 improve: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/reverso improve $(if $(IMPROVE_RECIPE),--recipe $(IMPROVE_RECIPE)) $(IMPROVE_ARGS)
 
-test: $(DEV) $(EXPORT) $(VLLM)
+# The vLLM tests (marker vllm) need .venv-vllm (3.5 GB): it is built while the main suite runs, and only
+# its tests wait for it.
+test: $(DEV) $(EXPORT) $(EXPORTER)
 	bash scripts/system-deps.sh
-	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory $(VLLM) > $(VENV)/vllm-build.log 2>&1 & build=$$!; \
+	$(BIN)/python -m pytest -m "not vllm"; main=$$?; \
+	if wait $$build; then $(BIN)/python -m pytest -m vllm; vllm=$$?; \
+	else cat $(VENV)/vllm-build.log; vllm=1; fi; \
+	test $$main -eq 0 && test $$vllm -eq 0
 
-test-fast: $(DEV) $(EXPORT)
-	$(BIN)/python -m pytest -m "not slow"
+test-fast: $(DEV) $(EXPORT) $(EXPORTER)
+	$(BIN)/python -m pytest -m "not slow and not vllm"

@@ -37,7 +37,7 @@ import torch
 
 from reverso.config import TrainParams
 from reverso.machine import machine_info
-from reverso.train import _build_trainer, use_bf16
+from reverso.train.run import _build_trainer, use_bf16
 
 # label -> train overrides; "today" is the baseline every config is compared with (the label and
 # ``speedup_vs_today`` keep the result file's keys)

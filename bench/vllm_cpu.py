@@ -28,7 +28,7 @@ def prompts(count: int) -> list[list[dict[str, str]]]:
 
 def build(backend: str, model_dir: str):
     if backend == "vllm":
-        from reverso.config_serve import VLLMParams
+        from reverso.generation.config import VLLMParams
         from reverso.generation.servers import VLLMSampler
 
         return VLLMSampler(model_dir, VLLMParams(dtype="float32", kv_cache_gb=1, max_model_len=2048), progress=False)

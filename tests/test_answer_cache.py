@@ -29,7 +29,7 @@ def test_a_second_evaluation_reuses_the_answers_and_scores_them_again(tiny_model
                                              workspace=tmp_path)
     assert timing["reused"] == [] and len(list(cache.glob("*.json"))) == 1
 
-    import reverso.evaluate as evaluate
+    import reverso.evaluate.run as evaluate
 
     def no_generation(*args, **kwargs):
         raise AssertionError("the cached model was asked again")

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from reverso.config import TrainParams
-from reverso.train import _build_trainer
+from reverso.train.run import _build_trainer
 from reverso.train.forward import CompletionForward, pack
+from support.training import TRL_EXACT
 
 PAIRS = [  # prompts of different lengths, replies of different lengths: padding inside a micro-batch
     {"prompt": [{"role": "system", "content": "Answer in lowercase only."}, {"role": "user", "content": "Name a color."}],
@@ -26,7 +27,7 @@ PAIRS = [  # prompts of different lengths, replies of different lengths: padding
 def make_trainer(tiny_model_dir, work, **settings):
     from datasets import Dataset
 
-    params = TrainParams(**{"batch_size": 2, "precompute_ref_log_probs": False, "max_length": 128,
+    params = TrainParams(**{**TRL_EXACT, "batch_size": 2, "precompute_ref_log_probs": False, "max_length": 128,
                             "group_by_length": False, "margin_mode": "released", **settings})
     trainer = _build_trainer(params, tiny_model_dir, Dataset.from_list(PAIRS), None, work)
     torch.manual_seed(0)

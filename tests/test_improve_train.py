@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from reverso.config import TrainParams
-from reverso.train import StartFrom, _build_trainer
+from reverso.train.run import StartFrom, _build_trainer
+from support.training import TRL_EXACT
 
 PAIRS = [
     {"prompt": [{"role": "user", "content": "Name a color."}], "chosen": [{"role": "assistant", "content": "blue"}],
@@ -40,7 +41,7 @@ def champion_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
 def initial_losses(tiny_model_dir: Path, work: Path, start: StartFrom) -> tuple[object, list[float]]:
     from datasets import Dataset
 
-    params = TrainParams(batch_size=1, precompute_ref_log_probs=False, max_length=128, gamma=0.0)
+    params = TrainParams(**TRL_EXACT, batch_size=1, precompute_ref_log_probs=False, max_length=128, gamma=0.0)
     trainer = _build_trainer(params, tiny_model_dir, Dataset.from_list(PAIRS), None, work, start=start)
     with torch.no_grad():
         losses = [trainer._compute_loss(trainer.model, trainer._prepare_inputs(batch), False).item()

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from reverso.config import TrainParams
-from reverso.train import _build_trainer
+from reverso.train.run import _build_trainer
+from support.training import TRL_EXACT
 from trl import DPOTrainer
 
 PAIRS = [
@@ -32,7 +33,7 @@ REFERENCE_LOSSES = {  # train.loss -> (settings, what TRL's DPOTrainer runs)
 def make_trainer(tiny_model_dir, work, move_policy: bool, **settings):
     from datasets import Dataset
 
-    params = TrainParams(**{"batch_size": 1, "precompute_ref_log_probs": False, "max_length": 128,
+    params = TrainParams(**{**TRL_EXACT, "batch_size": 1, "precompute_ref_log_probs": False, "max_length": 128,
                             "group_by_length": False, "margin_mode": "none", **settings})
     trainer = _build_trainer(params, tiny_model_dir, Dataset.from_list(PAIRS), None, work)
     if move_policy:  # LoRA B starts at zero (policy == reference); move it so Delta != 0

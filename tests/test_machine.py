@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reverso.machine import cpu_flags, machine_info, same_machine
-from reverso.summary import compare_with_reference
+from reverso.summary import compare_with_reference, lock_drift
 
 
 def test_cpu_flags_keep_the_kernel_relevant_ones(tmp_path: Path) -> None:
@@ -43,3 +43,36 @@ def test_summary_judges_a_run_against_the_reference_ci_and_names_a_machine_chang
     assert "another machine" in moved[0] and "OUTSIDE its 95% CI" in moved[1]
     assert "records no machine" in compare_with_reference(_eval(0.3, here), _eval(0.3, None))[0]
     assert compare_with_reference(_eval(0.3, here), {}) == []
+
+
+def _lock(beta: float, train_md5: str) -> dict:
+    stage = {"deps": [{"path": "data/pairs", "md5": "d"}, {"path": "src/reverso/train", "md5": train_md5}],
+             "params": {"params.yaml": {"train": {"beta": beta}}}}
+    return {"stages": {"collect": {"deps": [{"path": "src/reverso/collect", "md5": "c"}]}, "train": stage}}
+
+
+def test_summary_says_when_the_reference_run_had_other_params_or_code() -> None:
+    assert lock_drift(_lock(0.1, "a"), _lock(0.1, "a")) == "reference: this run used the committed run's params and code"
+    params = lock_drift(_lock(0.1, "a"), _lock(0.2, "a"))
+    assert "params differ in train" in params and "code differs" not in params and "make bench-pipeline" in params
+    both = lock_drift(_lock(0.1, "a"), _lock(0.2, "b"))
+    assert "params differ in train" in both and "code differs in train" in both and "collect" not in both
+    assert lock_drift({}, _lock(0.1, "a")) is None
+
+
+def test_the_committed_reference_run_is_the_current_defaults_run() -> None:
+    """Whoever changes a default remakes the reference run (`make bench-pipeline`) in the same change."""
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    stages = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))["stages"]
+    stale = []
+    for name, stage in stages.items():
+        for section, value in (stage.get("params") or {}).get("params.yaml", {}).items():
+            node = params
+            for key in section.split("."):
+                node = node.get(key) if isinstance(node, dict) else None
+            if node != value:
+                stale.append(f"{name}: {section}")
+    assert not stale, f"dvc.lock's params differ from params.yaml ({stale}): run `make bench-pipeline` and commit"

@@ -253,7 +253,7 @@ def test_caps_apply_to_both_builders_alike() -> None:
 
     session, samples = two_turn_samples()
     groups = {("s1", 0): samples[:5], ("s1", 1): samples[5:]}
-    free, dropped = build_pair_sets(PairsParams(), {"s1": session}, groups)
+    free, dropped = build_pair_sets(PairsParams(max_pairs_per_session=None), {"s1": session}, groups)
     assert len(free["dpo"]) == 2 and len(free["rpo"]) > 2 and set(dropped.values()) == {0}
     capped, dropped = build_pair_sets(PairsParams(max_pairs_per_session=1), {"s1": session}, groups)
     assert len(capped["rpo"]) == 2 and len(capped["dpo"]) == 1  # one reply pair: an RPO couple, one baseline pair

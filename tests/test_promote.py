@@ -158,7 +158,7 @@ def test_unreachable_tracking_server_fails_clearly(monkeypatch) -> None:
 def test_evaluate_pairs_policy_with_champion_in_one_run_and_the_gate_reads_it(isolated_mlflow, tmp_path,
                                                                                monkeypatch) -> None:
     """evaluate answers with base, policy and @champion in one run; its evidence tag drives promote."""
-    import reverso.evaluate as evaluation
+    import reverso.evaluate.run as evaluation
     from reverso.config import EvaluateParams, SuiteSizes
     from reverso.train import TRAIN_INFO
 

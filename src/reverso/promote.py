@@ -21,9 +21,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from reverso import registry as reg
-from reverso.config import PromoteParams, RegistryParams
+from reverso.config_base import _Section
+from reverso.registry import RegistryParams
 from reverso.io import write_json
+
+
+class PromoteParams(_Section):
+    """``promote``: champion/challenger gate on paired bootstrap CIs from one evaluate run."""
+
+    # Multi-IF-style average over turns, as the paper reports; any suite metric with a CI works.
+    primary_metric: str = "multi_if.average"
+    # The lower CI bound of (challenger - base) and of (challenger - champion) must exceed this.
+    min_delta: float = Field(0.0, ge=0.0)
+    # No other suite's headline metric may plausibly drop by more: the upper CI bound of the drop
+    # (reference - challenger) versus base and champion must stay at or below this.
+    max_regression: float = Field(0.05, ge=0.0)
 
 ATTEMPTS = 3  # compare-and-set rounds before giving up on a champion that keeps moving
 

@@ -15,7 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from reverso.config_base import _Section
 from reverso.errors import ReversoError
+
+
+class RegistryParams(_Section):
+    """``registry``: MLflow names shared by train, evaluate and promote."""
+
+    experiment: str = "reverso"
+    model_name: str = "reverso-policy"
 
 T = TypeVar("T")
 CHALLENGER, CHAMPION = "challenger", "champion"

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
 
 from reverso import constraints as engine
-from reverso.config import ReverseParams
+from reverso.config_base import _Section
 from reverso.contracts import ConstraintSpec, Response, Session, Verdict
 from reverso.io import (
     Quarantined,
@@ -22,6 +24,30 @@ from reverso.io import (
     write_quarantine,
 )
 from reverso.prompts import session_constraints
+
+
+class ReverseParams(_Section):
+    """``reverse``: judge responses and reverse failed constraints."""
+
+    @model_validator(mode="after")
+    def _judge_settings(self) -> ReverseParams:
+        if self.soft_judge == "openai" and not (self.judge_base_url and self.judge_model):
+            raise ValueError("reverse.judge_base_url and reverse.judge_model are required for soft_judge 'openai'")
+        if self.soft_judge == "hf" and not self.judge_model:
+            raise ValueError("reverse.judge_model (a local model folder) is required for soft_judge 'hf'")
+        return self
+
+    soft_judge: Literal["none", "hf", "openai"] = "none"  # soft constraints off by default
+    judge_base_url: str | None = None  # openai judge: any OpenAI-compatible endpoint
+    judge_model: str | None = None  # openai judge: model name; hf judge: local model folder
+    # The judge's API key is read from this environment variable; it is never written anywhere.
+    judge_api_key_env: str = "REVERSO_JUDGE_API_KEY"
+    judge_trust_remote_code: bool = False
+    # How a failed soft constraint is reversed: "rule" flips its modal ("must" -> "must not"); "judge" has
+    # the judge model word the opposite (schema-checked, rule flip when it never fits). Either way the
+    # reversal is kept only when re-judging confirms the response meets it.
+    soft_reversal: Literal["rule", "judge"] = "rule"
+    max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)
 
 
 def session_problem(session: Session) -> str | None:

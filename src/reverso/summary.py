@@ -15,6 +15,16 @@ def _load(path: Path) -> dict[str, Any]:
         return {}
 
 
+def _load_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        found = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def _interval(diff: dict[str, Any]) -> str:
     """``+0.041 [+0.012, +0.070] (95% CI, n=400)``, or "not scored"."""
     if diff.get("mean") is None or diff.get("ci_low") is None:
@@ -76,9 +86,11 @@ def render_summary(workspace: str | Path = ".") -> str:
             diff = promotion.get(label)
             if diff:
                 lines.append(f"           {promotion.get('metric')} {label.replace('_', ' ')}: {_interval(diff)}")
-    lines += compare_with_reference(evaluation, _committed(root, "metrics/eval.json"))
+    reference = compare_with_reference(evaluation, _committed(root, "metrics/eval.json"))
+    drift = lock_drift(_committed(root, "dvc.lock"), _load_yaml(root / "dvc.lock")) if reference else None
+    lines += reference[:1] + ([drift] if drift else []) + reference[1:]
     lines += ["", *_where_to_look(root, train),
-              "MLflow UI:  .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then open http://127.0.0.1:5000)",
+              "MLflow UI:  mlflow ui --backend-store-uri sqlite:///mlflow.db  (then open http://127.0.0.1:5000)",
               "Plots:      plots/train_curves.png, plots/eval_per_constraint.png; report: plots/eval_report.md"]
     return "\n".join(lines)
 
@@ -99,13 +111,37 @@ def _where_to_look(root: Path, train: dict[str, Any]) -> list[str]:
 
 
 def _committed(root: Path, path: str) -> dict[str, Any]:
-    """``path`` as committed at HEAD (the reference run), or {} outside a git checkout."""
+    """``path`` (JSON or YAML) as committed at HEAD (the reference run), or {} outside a git checkout."""
+    import yaml
+
     try:
         done = subprocess.run(["git", "-C", str(root), "show", f"HEAD:{path}"], capture_output=True, text=True,
                               check=False, timeout=30)
-        return json.loads(done.stdout) if done.returncode == 0 else {}
-    except (OSError, ValueError, subprocess.TimeoutExpired):
+        found = yaml.safe_load(done.stdout) if done.returncode == 0 else {}
+        return found if isinstance(found, dict) else {}
+    except (OSError, ValueError, yaml.YAMLError, subprocess.TimeoutExpired):
         return {}
+
+
+def lock_drift(reference: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """How this run's dvc.lock differs from the committed reference run's: the stages whose params or
+    code (``src/`` deps) differ, or None when either lock is missing."""
+    before, after = reference.get("stages") or {}, current.get("stages") or {}
+    if not before or not after:
+        return None
+
+    def code(stage: dict[str, Any]) -> dict[str, Any]:
+        return {dep.get("path"): dep.get("md5") for dep in stage.get("deps") or [] if str(dep.get("path")).startswith("src/")}
+
+    shared = [name for name in after if name in before]
+    params = [name for name in shared if before[name].get("params") != after[name].get("params")]
+    changed = [name for name in shared if code(before[name]) != code(after[name])]
+    if not params and not changed:
+        return "reference: this run used the committed run's params and code"
+    parts = ([f"params differ in {', '.join(params)}"] if params else []) + (
+        [f"code differs in {', '.join(changed)}"] if changed else [])
+    return ("reference: " + "; ".join(parts) + " (the committed run is not this run's configuration: "
+            "`make bench-pipeline` remakes it)")
 
 
 def compare_with_reference(current: dict[str, Any], reference: dict[str, Any]) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from reverso.constraints.base import CheckContext, Constraint, ResponseView
-from reverso.constraints import _typed
+from reverso.constraints.engine import _typed
 
 # Units that make some regex or loop retry work: runs of a marker, blank lines, unclosed brackets,
 # sentence ends, nested openers, CSV-ish and list-ish lines.

@@ -11,11 +11,8 @@ from typing import Annotated
 
 import typer
 
-from reverso import __version__
-from reverso.telemetry import disable_telemetry
-
-disable_telemetry()
-from reverso.cli import constraints, improve, pipeline, stages, study, validate  # noqa: E402 - after telemetry is off
+from reverso import __version__  # importing reverso turns telemetry off (reverso/__init__.py)
+from reverso.cli import constraints, improve, pipeline, stages, study, validate
 
 app = typer.Typer(help="Reverse Preference Optimization pipeline for multi-constraint instruction following.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)

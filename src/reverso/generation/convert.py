@@ -6,8 +6,9 @@ one never exports again. Exports are written beside the cache entry and renamed 
 crash never leaves a half model that a later run would trust.
 
 The exporter (optimum-intel) pins a transformers release other than the training stack's, so it
-lives in its own environment, ``.venv-export``, which ``make setup`` builds from
-``requirements-export.lock``; it is run as a subprocess with an argument list.
+lives in its own environment, which ``make setup`` builds from
+``requirements-export.lock`` (its optimum-cli linked beside the venv's python); it is run as a subprocess
+with an argument list.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from reverso.io import publish_staged
 # Files that define a model's outputs; tokenizer files are hashed too (they shape the vocabulary).
 _HASHED_SUFFIXES = (".safetensors", ".json", ".jinja")
 EXPORT_INFO = "reverso_export.json"
-EXPORT_ENV = ".venv-export"
 
 
 class ExportError(RuntimeError):
@@ -69,18 +69,27 @@ def exporter_command(exporter: str | Path, source: Path, target: Path, weight_fo
 
 
 def default_exporter() -> Path:
-    """``$REVERSO_OPENVINO_EXPORTER``, else the optimum-cli of the ``.venv-export`` beside this interpreter's venv."""
+    """``$REVERSO_OPENVINO_EXPORTER``, else an ``optimum-cli`` beside this interpreter, else one on PATH.
+
+    ``make setup`` builds the export environment and links its optimum-cli beside the venv's python, so
+    the project's code never names a venv.
+    """
     import sys
 
     configured = os.environ.get("REVERSO_OPENVINO_EXPORTER")
-    return Path(configured) if configured else Path(sys.prefix).parent / EXPORT_ENV / "bin" / "optimum-cli"
+    if configured:
+        return Path(configured)
+    beside = Path(sys.executable).parent / "optimum-cli"
+    found = shutil.which("optimum-cli")
+    return Path(found) if found and not beside.exists() else beside
 
 
 def run_export(exporter: str | Path | None, source: Path, target: Path, weight_format: str) -> None:
     exporter = Path(exporter) if exporter else default_exporter()
     if not exporter.exists():
-        raise ExportError(f"OpenVINO exporter {exporter} not found: run `make setup` (it builds {EXPORT_ENV} "
-                          "from requirements-export.lock), or point openvino.exporter at an optimum-cli")
+        raise ExportError(f"OpenVINO exporter {exporter} not found: run `make setup` (it builds the export "
+                          "environment from requirements-export.lock and links its optimum-cli beside this "
+                          "python), or point openvino.exporter or $REVERSO_OPENVINO_EXPORTER at an optimum-cli")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(exporter_command(exporter, source, target, weight_format), env=env,
                           capture_output=True, text=True, check=False)

@@ -41,7 +41,7 @@ def make_sampler(backend: str, model_dir: str | Path, adapter: str | Path | None
                              timeout=server.timeout_s, retries=server.retries, concurrency=server.concurrency,
                              request_seed=server.request_seed, progress=progress, field=f"{section}.base_url")
     if backend == "vllm":
-        from reverso.config_serve import VLLMParams
+        from reverso.generation.config import VLLMParams
         from reverso.generation.servers import VLLMSampler
 
         params = getattr(server, "vllm", None) or VLLMParams()

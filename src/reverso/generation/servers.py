@@ -153,11 +153,11 @@ class VLLMSampler:
         except ImportError as exc:
             raise GenerationError(
                 "backend vllm needs vLLM importable here: on a GPU machine `pip install -r requirements-gpu.lock`; on a CPU, vLLM's "
-                "CPU build lives in .venv-vllm (`make setup-vllm`) - serve the model from there and use backend "
+                "CPU build lives in its own venv (`make setup-vllm`) - serve the model from there and use backend "
                 "openai (docs/scale-out.md)") from exc
         from transformers import AutoTokenizer
 
-        from reverso.config_serve import VLLMParams
+        from reverso.generation.config import VLLMParams
 
         params = params or VLLMParams()
         self.name, self.progress, self.seed = "vllm", progress, seed

@@ -8,7 +8,6 @@ rejected against the pair's own constraints), then validated. A failing suite ra
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,6 @@ from typing import Any
 from reverso import constraints as engine
 from reverso.contracts import Example, Pair
 from reverso.errors import ReversoError
-
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
 
 # Builders whose prompt is the chosen reply's reversed instruction: the chosen passes every rule.
 REVERSED_BUILDERS = ("rpo", "rpo_one_way", "rpo_finish")

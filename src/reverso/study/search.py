@@ -1,6 +1,6 @@
 """The signal search's view of a study: arms at budgets, as a table and one score-vs-budget plot per arm.
 
-A search is a study whose arms carry ``budget`` (example- or pair-passes, config_train.ArmSpec). Arms
+A search is a study whose arms carry ``budget`` (example- or pair-passes, train.config.ArmSpec). Arms
 whose specs are equal but for the budget form one *curve*, labelled by the first arm's name without a
 trailing ``_b<budget>``. Each row holds, per suite, the arm's paired difference from the base with its
 CI (the study report's own hierarchical bootstrap), the greedy truncation, the couple-margin diagnostic

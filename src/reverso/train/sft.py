@@ -94,7 +94,7 @@ def rule_reading(params: Any, model_dir: Path, adapter: Path, pairs_file: Path, 
     the same code that scores preference arms during training. {} when there are no such pairs.
     """
     from reverso.config import TrainParams
-    from reverso.train import StartFrom, _build_trainer
+    from reverso.train.run import StartFrom, _build_trainer
     from reverso.train.data import held_out_subset, load_pair_dataset
     from reverso.train.diagnostics import held_out_facts, rule_reading as reading
     from reverso.train.report import _pick

@@ -31,7 +31,7 @@ import torch
 from trl import DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
-from reverso.config_train import LENGTH_NORMALISED
+from reverso.train.config import LENGTH_NORMALISED
 
 MARGIN_COLUMN = "margin"
 INDEX_COLUMN = "pair_index"  # the pair's row in its file: joins evaluation margins to couples and rule types

@@ -7,13 +7,13 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from reverso.config_base import _Section
-from reverso.config_train import BUILTIN_ARMS, ArmSpec
+from reverso.train.config import BUILTIN_ARMS, ArmSpec
 
 
 class StudyParams(_Section):
     """``study``: the replication study — arms x seeds from the same pairs, one evaluation run."""
 
-    # name -> pair builder x loss x margin (config_train.ArmSpec); each arm trains once per seed. Add an
+    # name -> pair builder x loss x margin (train.config.ArmSpec); each arm trains once per seed. Add an
     # arm in params, no code: e.g. rpo_sft: {builder: rpo, loss: [sigmoid, {type: sft, weight: 0.2}]}.
     # The run's label, recorded in metrics/study.json: a recipe under configs/study/ sets it to its own file
     # name, so a reported run says which recipe reproduces it (tests/test_study.py checks that it does).

@@ -24,7 +24,8 @@ class OpenVINOParams(_Section):
     kv_cache_gb: int = Field(1, ge=1, le=64)
     # Exported models, one folder per weights digest (+ runtime version + weight format).
     cache_dir: str = ".reverso/openvino"
-    # optimum-cli of the export environment; null = .venv-export beside the running venv.
+    # optimum-cli of the export environment; null = $REVERSO_OPENVINO_EXPORTER, else the one `make setup` links
+    # beside the running python, else optimum-cli on PATH.
     exporter: str | None = None
 
 
