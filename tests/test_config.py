@@ -49,11 +49,12 @@ def test_hf_source_requires_path() -> None:
 
 
 @pytest.mark.parametrize(("yaml_text", "names"), [
-    ("collect:\n  sampler:\n    repetition_penalty: 1.2\n", ["collect.sampler.repetition_penalty", "presence_penalty"]),
-    ("collect:\n  sampler:\n    backend: engine\n", ["collect.sampler", "'openvino'"]),
-    ("evaluate:\n  engine:\n    compute_type: int8\n", ["evaluate", "'openvino'"]),
+    ("collect:\n  sampler:\n    repetition_penalty: 1.2\n", ["collect.sampler.repetition_penalty", "not permitted"]),
+    ("collect:\n  sampler:\n    backend: engine\n", ["collect.sampler.backend", "'openvino'"]),
+    ("evaluate:\n  engine:\n    compute_type: int8\n", ["evaluate.engine", "not permitted"]),
+    ("train:\n  pairs: dpo\n", ["train.pairs", "not permitted"]),
 ])
-def test_params_written_for_the_removed_engine_say_what_replaced_it(tmp_path: Path, yaml_text: str,
+def test_unknown_or_retired_fields_are_refused_naming_the_field(tmp_path: Path, yaml_text: str,
                                                                      names: list[str]) -> None:
     path = tmp_path / "params.yaml"
     path.write_text(yaml_text)

@@ -121,11 +121,11 @@ def test_default_margin_is_the_authors_released_form(tiny_model_dir, tmp_path) -
     assert loss == pytest.approx(-math.log(1 / (1 + math.exp(shift))), rel=1e-5)
 
 
-def test_retired_pairs_field_is_refused_even_through_model_copy() -> None:
+def test_an_unknown_field_is_refused_even_through_model_copy() -> None:
     from reverso.config import ConfigError
     from reverso.train import checked_params
 
-    with pytest.raises(ValueError, match="train.arm"):
+    with pytest.raises(ValueError, match="pairs"):
         TrainParams(pairs="dpo")
     with pytest.raises(ConfigError, match="train.builder"):
         checked_params(TrainParams().model_copy(update={"pairs": "dpo", "gamma": 0.0}))

@@ -3,8 +3,7 @@
 glibc serves allocations above its mmap threshold with fresh pages and returns them on free; below
 it, freed memory stays in the heap for reuse. Its threshold is dynamic: after the first large free
 it rises to 32 MB, so later large buffers stay on the heap and fragment it. Linux/glibc only; on
-anything else the call does nothing. (Round 2's CTranslate2 engine wanted the opposite setting; it
-left with that engine.)
+anything else the call does nothing.
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from reverso.config_base import HeldOutTypes, _Section
-from reverso.generation.config import SamplingOpenVINOParams, ServerFields, _renamed_engine_fields
+from reverso.generation.config import SamplingOpenVINOParams, ServerFields
 
 
 class SamplerParams(ServerFields):
@@ -28,11 +28,6 @@ class SamplerParams(ServerFields):
     frequency_penalty: float = Field(0.0, ge=0.0, le=2.0)
     batch_size: int = Field(16, ge=1)  # hf backend: rows (prompts x samples) per generate call
     openvino: SamplingOpenVINOParams = SamplingOpenVINOParams()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed(cls, data: Any) -> Any:
-        return _renamed_engine_fields("collect.sampler", data)
 
 
 class CollectParams(_Section):

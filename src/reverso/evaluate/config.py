@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from reverso.config_base import HeldOutTypes, _Section
-from reverso.generation.config import OpenVINOParams, ServerFields, _renamed_engine_fields
+from reverso.generation.config import OpenVINOParams, ServerFields
 
 
 class SuiteSizes(_Section):
@@ -94,11 +94,6 @@ class EvaluateParams(ServerFields):
     # Types absent from training (a subset of collect.held_out_types): the "ood" suite draws its rules
     # only from them and the generated in-distribution suites never use them.
     held_out_types: HeldOutTypes = []
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed(cls, data: Any) -> Any:
-        return _renamed_engine_fields("evaluate", data)
 
     @model_validator(mode="after")
     def _ordered_range(self) -> EvaluateParams:

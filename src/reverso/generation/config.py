@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -34,18 +34,6 @@ class SamplingOpenVINOParams(OpenVINOParams):
 
     weight_format: Literal["int8", "fp16", "fp32"] = "int8"
     precision: Literal["f32", "default"] = "default"
-
-
-def _renamed_engine_fields(section: str, data: Any) -> Any:
-    """Point a params file written for the CTranslate2 engine at what replaced it."""
-    if isinstance(data, dict):
-        if "repetition_penalty" in data:
-            raise ValueError(f"{section}.repetition_penalty was replaced by {section}.presence_penalty: the same "
-                             "semantics in every backend (generated tokens only; docs/params.md)")
-        if "engine" in data or data.get("backend") == "engine":
-            raise ValueError(f"{section}: the CTranslate2 backend 'engine' was replaced by 'openvino' "
-                             f"(settings under {section}.openvino; docs/params.md)")
-    return data
 
 
 class VLLMParams(_Section):

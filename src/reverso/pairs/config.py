@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from reverso.config_base import _Section
 
@@ -29,10 +29,5 @@ class PairsParams(_Section):
     # one's size, so their arms train on as many pairs (and steps); true = [rpo, dpo]. Otherwise arms
     # compare at equal epochs over their own sets (train.epochs).
     equalize: list[Literal["rpo", "dpo", "dpo_paper", "rpo_one_way", "rpo_finish", "hindsight_sft", "verified_sft"]] = []
-
-    @field_validator("equalize", mode="before")
-    @classmethod
-    def _equalize_flag(cls, value: Any) -> Any:
-        return (["rpo", "dpo"] if value else []) if isinstance(value, bool) else value
     seed: int = 7
     max_quarantine_fraction: float = Field(0.05, ge=0.0, le=1.0)

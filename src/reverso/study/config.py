@@ -43,7 +43,7 @@ class StudyParams(_Section):
     @field_validator("arms", mode="before")
     @classmethod
     def _named_arms(cls, value: Any) -> Any:
-        # a list of built-in names (the round-2 form) still reads
+        # a list of built-in names is shorthand for those arms
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             unknown = [v for v in value if v not in BUILTIN_ARMS]
             if unknown:

@@ -185,9 +185,6 @@ class TrainParams(_Section):
     @model_validator(mode="before")
     @classmethod
     def _arm_shorthand(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "pairs" in data:
-            raise ValueError("train.pairs was replaced by train.builder (rpo | dpo | dpo_paper | rpo_one_way); "
-                             "train.arm: rpo | dpo | rpo_no_margin alone also sets builder, loss and margin")
         if isinstance(data, dict) and data.get("arm") in BUILTIN_ARMS:
             builtin = BUILTIN_ARMS[data["arm"]].train_fields()
             clash = sorted(k for k in builtin if k in data and _normal(k, data[k]) != _normal(k, builtin[k]))

@@ -269,7 +269,7 @@ def _fit(params: TrainParams, model_dir: Path, train_set: Any, eval_set: Any, ck
 
 
 def checked_params(params: TrainParams) -> TrainParams:
-    """Revalidate: ``model_copy(update=...)`` skips validation, so a retired key (``pairs``) would do nothing."""
+    """Revalidate: ``model_copy(update=...)`` skips validation, so an unknown key would do nothing."""
     unknown = sorted(set(vars(params)) - set(TrainParams.model_fields))
     if unknown:
         raise ConfigError(f"train: unknown field(s) {unknown}; choose the pair set, loss and margin with "
