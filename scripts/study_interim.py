@@ -1,8 +1,10 @@
 """Interim reading of a study or search that has not finished: the models scored so far, paired against base.
 
-    PYTHONPATH=<worktree>/src python scripts/study_interim.py <worktree> reports/search/interim.json
+    PYTHONPATH=<worktree>/src python scripts/study_interim.py <worktree> reports/search/interim.json [RECIPE]
 
-Only validation-pool records are read (a worktree also holds the committed test-run records).
+Only validation-pool records are read (a worktree also holds the committed test-run records). With a
+search recipe (arms with budgets), the search table and the score-vs-budget curves of the arms scored so
+far are written beside the JSON (interim.md, interim_curves.png).
 """
 import json
 import sys
@@ -28,3 +30,15 @@ out.write_text(json.dumps(keep, indent=2, default=str) + "\n")
 for key, per_suite in report["differences"].items():
     print(key, {s: (round(e["mean"], 1), round(e["ci_low"], 1), round(e["ci_high"], 1)) for s, e in per_suite.items()})
 print({k: v["cut"] for k, v in report["truncation"].items()})
+
+if len(sys.argv) > 3:  # a search recipe: the table and curves of the arms scored so far
+    from reverso.config import load_params, recipe_overrides
+    from reverso.study.search import plot_curves, render_table, search_rows
+
+    arms = load_params(root / "params.yaml", recipe_overrides(Path(sys.argv[3]))).study.arms
+    scored = {name: spec for name, spec in arms.items() if any(m.rsplit("-", 1)[0] == name for m in trained)}
+    rows = search_rows(report, scored)
+    base_cut = report["truncation"].get("base", {}).get("cut")
+    out.with_suffix(".md").write_text(render_table(rows, base_cut), encoding="utf-8")
+    plot_curves(rows, out.with_name(out.stem + "_curves.png"))
+    print(out.with_suffix(".md").read_text())
