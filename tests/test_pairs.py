@@ -14,7 +14,6 @@ from reverso.pairs.validate import GateSettings, ValidationFailed, reverify, val
 from reverso.reverse import judge_response
 
 from support.pairs import SPECS, TEXTS, make_samples
-from support.pairs import make_session  # noqa: F401 - tests/test_signal_arms.py imports it from here
 
 
 def test_verdicts_and_reversal_make_each_response_perfect() -> None:

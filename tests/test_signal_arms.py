@@ -13,7 +13,7 @@ from reverso.pairs import finished_only
 from reverso.pairs.builders import Sample, hindsight_examples, rpo_pairs, verified_examples
 from reverso.pairs.validate import GateSettings, reverify, reverify_example, validate_pair_sets
 from reverso.reverse import judge_response
-from test_pairs import TEXTS, make_session
+from support.pairs import TEXTS, make_session
 
 REPLY_ENDS = "reverso:reply_ends"
 
