@@ -229,15 +229,19 @@ STUDY_PIPELINE = "study/dvc.yaml"  # its own dvc.yaml: a plain `dvc repro` never
 
 
 def study_items(workspace: Path) -> list[str]:
-    """The study's DVC stage items in run order, from the workspace's params."""
+    """The study's DVC stage items in run order, from the workspace's params.
+
+    The base and the A/A model are scored first and each arm x seed right after it trains, so a study
+    packed part-way (``reverso study pack``) already holds a reading of every arm it trained.
+    """
     from reverso.config import load_params
 
     study = load_params(workspace / "params.yaml").study
     names = [f"{arm}-{seed}" for arm in study.train_order() for seed in study.seeds]
     aa = ["study-evaluate-aa"] if study.aa_scale > 0 else []
     items = ([f"study-{part}@{seed}" for seed in study.seeds for part in ("collect", "pairs")]
-             + [f"study-train@{n}" for n in names]
-             + ["study-evaluate-base", *aa] + [f"study-evaluate@{n}" for n in names] + ["study-report"])
+             + ["study-evaluate-base", *aa]
+             + [item for n in names for item in (f"study-train@{n}", f"study-evaluate@{n}")] + ["study-report"])
     return [f"{STUDY_PIPELINE}:{item}" for item in items]
 
 
