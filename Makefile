@@ -64,7 +64,8 @@ setup-vllm: $(VLLM)
 run: setup
 	$(BIN)/reverso pipeline
 
-# Wall time and peak memory of the default pipeline from clean outputs -> bench/results/pipeline.json
+# The default pipeline from clean outputs: wall time and peak memory -> bench/results/pipeline.json, and the
+# committed reference run (dvc.lock, metrics/, plots/, reports/) from the same run
 bench-pipeline: setup
 	$(BIN)/python bench/pipeline.py
 

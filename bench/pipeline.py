@@ -4,6 +4,9 @@ Runs ``reverso pipeline`` (the same Prefect flow over DVC stages as ``make run``
 the repository (tracked files only, so no outputs and no caches) and samples the resident set size
 of the whole process tree every 0.3 s. Stage boundaries come from DVC's "Running stage" lines.
 Writes ``bench/results/pipeline.json`` with ``wall_s``, ``peak_rss_mb`` and the same two per stage.
+Run with no overrides, it is also the committed reference run: ``dvc.lock`` and the pipeline's committed
+outputs (metrics/, plots/, reports/ as git tracks them, the study's and the loop's left alone) are copied
+back from the same run, so the figures and the reference come from one run of the current defaults.
 
 Three memory figures, because a sum of RSS over a process tree counts every shared page (the torch
 libraries each Python process maps, the model file two processes map) once per process:
@@ -12,7 +15,7 @@ among the processes sharing them, what the tree really occupies) and ``peak_proc
 largest single process).
 
     .venv/bin/python bench/pipeline.py                       # or: make bench-pipeline
-    .venv/bin/python bench/pipeline.py -S collect.sessions=4  # any params override
+    .venv/bin/python bench/pipeline.py -S collect.sessions=4  # any params override (no reference copied back)
 """
 
 from __future__ import annotations
@@ -52,6 +55,28 @@ def copy_tracked(target: Path) -> None:
 
 
 FIGURES = ("peak_rss_mb", "peak_pss_mb", "peak_process_rss_mb")
+# Committed outputs that belong to the study or the loop, not to the pipeline's reference run.
+NOT_REFERENCE = ("reports/study/", "reports/search/", "reports/improve", "metrics/study", "metrics/improve",
+                 "plots/improve")
+
+
+def copy_reference(workspace: Path) -> list[str]:
+    """The run's dvc.lock and the outputs git tracks under metrics/, plots/, reports/ -> the repository."""
+    tracked = subprocess.run(["git", "ls-files", "metrics", "plots", "reports"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.splitlines()
+    produced = [str(path.relative_to(workspace)) for folder in ("metrics", "plots", "reports")
+                for path in (workspace / folder).rglob("*") if path.is_file()]
+    names = ["dvc.lock"] + sorted(name for name in set(tracked) | set(produced)
+                                  if not name.startswith(NOT_REFERENCE) and (workspace / name).is_file()
+                                  and (name in tracked or not _ignored(name)))
+    for name in names:
+        (REPO / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(workspace / name, REPO / name)
+    return names
+
+
+def _ignored(name: str) -> bool:
+    return subprocess.run(["git", "check-ignore", "-q", name], cwd=REPO, check=False).returncode == 0
 
 
 def tree_memory(process: psutil.Process) -> dict[str, float]:
@@ -128,6 +153,8 @@ def main() -> None:
     try:
         copy_tracked(workspace)
         result = run(args.overrides, workspace)
+        if not args.overrides:
+            result["reference_files"] = len(copy_reference(workspace))
     finally:
         if args.keep:
             print(f"workspace kept: {workspace}")
