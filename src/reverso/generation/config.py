@@ -55,6 +55,9 @@ class VLLMParams(_Section):
 class ServerFields(_Section):
     """The fields backends ``openai`` and ``vllm`` read, on ``collect.sampler`` and on ``evaluate``."""
 
+    # openvino (OpenVINO GenAI on CPU) | hf (transformers generate, the reference) | vllm (in-process) |
+    # openai (any OpenAI-compatible server); each section says what it uses it for.
+    backend: Literal["openvino", "hf", "vllm", "openai"] = "openvino"
     # openai backend: any OpenAI-compatible /chat/completions server (vllm serve, TGI, llama.cpp, ...).
     base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1
     model_name: str | None = None  # the name the server serves the base model under
@@ -73,7 +76,7 @@ class ServerFields(_Section):
 
     @model_validator(mode="after")
     def _server_named(self) -> ServerFields:
-        if getattr(self, "backend", None) == "openai" and not (self.base_url and self.model_name):
+        if self.backend == "openai" and not (self.base_url and self.model_name):
             raise ValueError("backend openai needs base_url and model_name (the server's /v1 URL and the name it "
                              "serves the model under; docs/scale-out.md)")
         return self
