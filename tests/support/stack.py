@@ -58,13 +58,18 @@ class Stack:
     def post(self, path: str, body: dict) -> list[dict]:
         return post(f"{self.api}{path}", body)
 
-    def delete(self, path: str) -> None:
+    def delete(self, path: str) -> bool:
+        """DELETE ``path``; False where the server could not take it now (a busy SQLite server answers 503)."""
         request = urllib.request.Request(f"{self.api}{path}", method="DELETE")
         try:
             urllib.request.urlopen(request, timeout=10).close()
-        except urllib.error.HTTPError as error:  # already gone (it ran, or the schedule's clear removed it)
-            if error.code != 404:
-                raise
+        except urllib.error.HTTPError as error:
+            if error.code == 404:  # already gone (it ran, or the schedule's clear removed it)
+                return True
+            if error.code >= 500:
+                return False
+            raise
+        return True
 
     def wait_final(self, run_id: str, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
