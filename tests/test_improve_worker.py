@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from support.servers import BIN, free_port, post, server
+from support.stack import FINAL
 from support.workspace import copy_repo, run
 
 SMOKE = "configs/improve/smoke.yaml"
@@ -71,7 +72,7 @@ def test_scheduled_improve_round_runs_on_a_real_worker(tmp_path: Path) -> None:
                 assert second.returncode != 0 and "waiting for" in said and "gave up after waiting" in said, said
                 deadline = time.monotonic() + 900
                 state = "PENDING"
-                while time.monotonic() < deadline and state not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                while time.monotonic() < deadline and state not in FINAL:
                     time.sleep(2)
                     state = flow_run_state(api, flow_run_id)
             finally:
