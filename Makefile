@@ -91,11 +91,13 @@ improve: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/reverso improve $(if $(IMPROVE_RECIPE),--recipe $(IMPROVE_RECIPE)) $(IMPROVE_ARGS)
 
 # The vLLM tests (marker vllm) need .venv-vllm (3.5 GB): it is built while the main suite runs, and only
-# its tests wait for it.
+# its tests wait for it. The main suite runs on one worker per core (at most 4), a module's tests on one
+# worker, the long modules first (tests/conftest.py); `pytest` alone runs it in one process.
+XDIST := -n auto --maxprocesses 4 --dist loadscope --no-loadscope-reorder
 test: $(DEV) $(EXPORT) $(EXPORTER)
 	bash scripts/system-deps.sh
 	$(MAKE) --no-print-directory $(VLLM) > $(VENV)/vllm-build.log 2>&1 & build=$$!; \
-	$(BIN)/python -m pytest -m "not vllm"; main=$$?; \
+	$(BIN)/python -m pytest -m "not vllm" $(XDIST); main=$$?; \
 	if wait $$build; then $(BIN)/python -m pytest -m vllm; vllm=$$?; \
 	else cat $(VENV)/vllm-build.log; vllm=1; fi; \
 	test $$main -eq 0 && test $$vllm -eq 0

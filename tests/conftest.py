@@ -8,10 +8,26 @@ from pathlib import Path
 
 import pytest
 
-from reverso.telemetry import disable_telemetry
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two pytest workers on a 2-core machine: one thread each (their subprocesses inherit it),
+    # so two torch computations never oversubscribe the cores. The tiny models gain nothing from a second thread.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from reverso.telemetry import disable_telemetry  # noqa: E402 - after the thread setting
 
 disable_telemetry()
 REPO = Path(__file__).resolve().parents[1]
+
+# The modules that take minutes (docs/benchmarks.md, the durations report), longest first. `make test` runs
+# them first, module by module (pytest-xdist --dist loadscope), so the short ones fill in around them and
+# the two workers finish together; every other module keeps its place after them.
+LONG_FIRST = ("test_deployed_pipeline", "test_study", "test_improve", "test_search", "test_improve_worker",
+              "test_postgres_mlflow", "test_train_ddp", "test_train_resume", "test_diagnostics")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(LONG_FIRST)))  # stable: order within a module kept
 
 
 @pytest.fixture(scope="session")

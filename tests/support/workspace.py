@@ -17,6 +17,16 @@ OVERRIDES = [
     "evaluate.suites.ifeval=3", "evaluate.suites.multi_if=2", "evaluate.suites.sysbench=1",
     "evaluate.sysbench_turns=2", "evaluate.max_new_tokens=16",
 ]
+# the study end to end on the tiny model: tests/test_study.py, tests/test_search.py
+STUDY_SMOKE = [
+    "model.source=random-init", "collect.sessions=24", "collect.turns=2", "collect.system_constraints=6",
+    "collect.samples_per_turn=5", "collect.sampler.max_new_tokens=24", "reverse.max_quarantine_fraction=0.5",
+    "pairs.g_min=1", "pairs.allow_truncated=true", "pairs.max_length=256", "train.max_length=256",
+    "train.max_steps=2",
+    "evaluate.suites.ifeval=3", "evaluate.suites.multi_if=2", "evaluate.suites.sysbench=1",
+    "evaluate.sysbench_turns=2", "evaluate.max_new_tokens=8",
+    "study.arms=[dpo, rpo]", "study.seeds=[1, 2]", "study.bootstrap=100",
+]
 
 
 def copy_repo(target: Path) -> None:
