@@ -90,17 +90,19 @@ IMPROVE_RECIPE ?= configs/improve/cpu.yaml
 improve: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/reverso improve $(if $(IMPROVE_RECIPE),--recipe $(IMPROVE_RECIPE)) $(IMPROVE_ARGS)
 
-# The vLLM tests (marker vllm) need .venv-vllm (3.5 GB): it is built while the main suite runs, and only
-# its tests wait for it. The main suite runs on one worker per core (at most 4), a module's tests on one
-# worker, the long modules first (tests/conftest.py); `pytest` alone runs it in one process.
+# One pytest run on one worker per core (at most 4), a module's tests on one worker, the long modules first
+# (tests/conftest.py); `pytest` alone runs the suite in one process. The venvs build in parallel; the vLLM
+# tests (marker vllm) need .venv-vllm (3.5 GB), which is built while the rest of the suite runs: its exit
+# status lands in $(VLLM_BUILD), which those tests wait for.
 XDIST := -n auto --maxprocesses 4 --dist loadscope --no-loadscope-reorder
-test: $(DEV) $(EXPORT) $(EXPORTER)
+VLLM_BUILD := $(VENV)/vllm-build.status
+test:
+	$(MAKE) --no-print-directory -j3 $(DEV) $(EXPORTER)
 	bash scripts/system-deps.sh
-	$(MAKE) --no-print-directory $(VLLM) > $(VENV)/vllm-build.log 2>&1 & build=$$!; \
-	$(BIN)/python -m pytest -m "not vllm" $(XDIST); main=$$?; \
-	if wait $$build; then $(BIN)/python -m pytest -m vllm; vllm=$$?; \
-	else cat $(VENV)/vllm-build.log; vllm=1; fi; \
-	test $$main -eq 0 && test $$vllm -eq 0
+	rm -f $(VLLM_BUILD); \
+	{ $(MAKE) --no-print-directory $(VLLM) > $(VENV)/vllm-build.log 2>&1; echo $$? > $(VLLM_BUILD).part; mv $(VLLM_BUILD).part $(VLLM_BUILD); } & \
+	REVERSO_VLLM_BUILD=$(CURDIR)/$(VLLM_BUILD) $(BIN)/python -m pytest $(XDIST); status=$$?; \
+	wait; exit $$status
 
 test-fast: $(DEV) $(EXPORT) $(EXPORTER)
 	$(BIN)/python -m pytest -m "not slow and not vllm"

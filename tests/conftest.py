@@ -20,9 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 # The modules that take minutes (docs/benchmarks.md, the durations report), longest first. `make test` runs
 # them first, module by module (pytest-xdist --dist loadscope), so the short ones fill in around them and
-# the two workers finish together; every other module keeps its place after them.
+# the two workers finish together; every other module keeps its place after them. test_vllm comes once
+# the longest are under way, by when `make test` has built .venv-vllm beside them.
 LONG_FIRST = ("test_deployed_pipeline", "test_study", "test_improve", "test_search", "test_improve_worker",
-              "test_postgres_mlflow", "test_train_ddp", "test_train_resume", "test_diagnostics")
+              "test_postgres_mlflow", "test_vllm", "test_train_ddp", "test_train_resume", "test_diagnostics")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,22 @@ PROMPTS = [
 ]
 GREEDY = GenerationSettings(temperature=0.0, top_p=1.0, max_new_tokens=TOKENS, seed=0)
 KEY = "sk-reverso-vllm-test"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _vllm_venv_built() -> None:
+    """Under `make test`, .venv-vllm is built while the rest of the suite runs: wait for that build to finish
+    (the Makefile writes its exit status to REVERSO_VLLM_BUILD, its output beside it in vllm-build.log)."""
+    status_file = os.environ.get("REVERSO_VLLM_BUILD")
+    if not status_file:
+        return
+    status, deadline = Path(status_file), time.monotonic() + 1800
+    while not status.exists():
+        assert time.monotonic() < deadline, f"the .venv-vllm build did not finish in 30 min ({status} absent)"
+        time.sleep(2)
+    code = status.read_text().strip()
+    log = status.with_name("vllm-build.log")
+    assert code == "0", f".venv-vllm build failed (exit {code}):\n{log.read_text()[-3000:] if log.exists() else ''}"
 
 
 def vllm_env(**extra: str) -> dict[str, str]:
