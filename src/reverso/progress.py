@@ -90,16 +90,34 @@ def cached_outputs(workspace: Path, stages: dict[str, Any]) -> tuple[list[str], 
     return paths, sorted(set(found))
 
 
-def pack(workspace: Path, archive: Path, pipeline: str) -> dict[str, Any]:
-    """Write the finished part of ``pipeline`` in ``workspace`` to ``archive``; returns the manifest."""
+def _too_large(workspace: Path, finished: dict[str, Any], max_output_mb: float | None) -> dict[str, float]:
+    """The finished items whose cached outputs hold more than ``max_output_mb`` (MB, their size)."""
+    if max_output_mb is None:
+        return {}
+    sizes = {name: sum(p.stat().st_size for p in cached_outputs(workspace, {name: stage})[1]) / 2**20
+             for name, stage in finished.items()}
+    return {name: round(size, 1) for name, size in sizes.items() if size > max_output_mb}
+
+
+def pack(workspace: Path, archive: Path, pipeline: str, max_output_mb: float | None = None) -> dict[str, Any]:
+    """Write the finished part of ``pipeline`` in ``workspace`` to ``archive``; returns the manifest.
+
+    An item whose cached outputs exceed ``max_output_mb`` (a fully fine-tuned model: ~0.5 GB) stays behind,
+    named in the manifest's ``left_out``: its lock entry and uncached reports travel, so what was measured
+    from it does too, but a resume that needs its outputs runs it again.
+    """
     workspace = workspace.resolve()
     finished = finished_stages(workspace, pipeline)
     if not finished:
         raise FileNotFoundError(f"{workspace / lock_path(pipeline)}: no finished {pipeline} item to pack")
+    left_out = _too_large(workspace, finished, max_output_mb)
+    finished = {name: stage for name, stage in finished.items() if name not in left_out}
     items = sorted(finished)
     outputs, objects = cached_outputs(workspace, finished)
+    outputs += [str(out["path"]) for name in left_out for out in _stages(workspace, pipeline)[name].get("outs", [])
+                if out.get("md5")]
     manifest = {"pipeline": pipeline, "commit": git_commit(workspace), "workspace": str(workspace), "items": items,
-                "machine": machine_info()}
+                "left_out": left_out, "machine": machine_info()}
 
     def uncached(member: tarfile.TarInfo) -> tarfile.TarInfo | None:  # cached outputs travel as DVC objects
         name = member.name

@@ -94,12 +94,17 @@ def add_progress_commands(app: typer.Typer, pipeline: str, name: Callable[[Any],
     @friendly
     def pack_command(out: Annotated[Path | None, typer.Option(
                          help="default: study/progress/<study.name>.tar.gz, improve/progress/campaign.tar.gz")] = None,
-                     params: ParamsOpt = Path("params.yaml"), workspace: Path = Path(".")) -> None:
+                     params: ParamsOpt = Path("params.yaml"), workspace: Path = Path("."),
+                     max_output_mb: Annotated[float | None, typer.Option(
+                         help="leave out items whose cached outputs exceed this (MB): their reports travel, "
+                              "a resume reruns them")] = None) -> None:
         """Pack the finished items (DVC objects, lock, reports, MLflow store) into one archive to resume elsewhere."""
         from reverso.progress import default_archive, pack
 
         archive = out or workspace / default_archive(pipeline, name(read_params(workspace / params, None)))
-        manifest = pack(workspace, archive, pipeline)
+        manifest = pack(workspace, archive, pipeline, max_output_mb)
+        for item, size in manifest["left_out"].items():
+            typer.echo(f"left out: {item} ({size:.0f} MB of outputs; its reports are packed, a resume reruns it)")
         typer.echo(f"{pipeline} pack: {len(manifest['items'])} finished item(s) at commit "
                    f"{(manifest['commit'] or '?')[:12]} -> {archive} ({archive.stat().st_size / 2**20:.1f} MB)")
 
