@@ -129,9 +129,11 @@ def test_lock_entries_without_outputs_here_are_not_packed(tmp_path: Path) -> Non
 def test_an_item_with_outputs_over_the_limit_stays_behind_and_its_report_travels(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     fresh_repo(workspace)
-    pipeline = PIPELINE.replace("echo adapter > models/study/rpo-1/adapter.bin",
-                                "head -c 3000000 /dev/zero > models/study/rpo-1/adapter.bin").replace(
-        "cat models/study/rpo-1/adapter.bin >", "wc -c < models/study/rpo-1/adapter.bin >")  # a 3 MB model, a small report
+    pipeline = PIPELINE.replace("echo adapter > models/study/rpo-1/adapter.bin",  # a 3 MB model, small reports
+                                "head -c 3000000 /dev/zero > models/study/rpo-1/adapter.bin && mkdir -p "
+                                "reports/study/train && echo 12 steps > reports/study/train/rpo-1.json").replace(
+        "      - data/study.txt\n", "      - data/study.txt\n      - reports/study/train/rpo-1.json:\n"
+        "          cache: false\n").replace("cat models/study/rpo-1/adapter.bin >", "wc -c < models/study/rpo-1/adapter.bin >")
     (workspace / "study/dvc.yaml").write_text(pipeline)
     repro(workspace)
     archive = tmp_path / "progress.tar.gz"
@@ -140,12 +142,13 @@ def test_an_item_with_outputs_over_the_limit_stays_behind_and_its_report_travels
     with tarfile.open(archive) as tar:
         names = tar.getnames()
     assert not any(n.startswith(".dvc/cache/") or n.startswith("models/") for n in names)  # nothing of the model
-    assert "reports/study/eval/rpo-1.json" in names and "study/dvc.lock" in names
+    assert {"reports/study/eval/rpo-1.json", "reports/study/train/rpo-1.json", "study/dvc.lock"} <= set(names)
     shutil.rmtree(workspace)
     fresh_repo(workspace)
     (workspace / "study/dvc.yaml").write_text(pipeline)
     unpack(archive, workspace)  # the left-out item is not checked out: no error for its missing objects
     assert (workspace / "reports/study/eval/rpo-1.json").read_text().strip() == "3000000"
+    assert (workspace / "reports/study/train/rpo-1.json").read_text() == "12 steps\n"  # the left-out item's report
     assert not (workspace / "models/study/rpo-1").exists()
     assert pack(workspace, tmp_path / "none.tar.gz", "study")["left_out"] == {}  # no limit: nothing left out
 

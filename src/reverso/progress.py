@@ -114,8 +114,7 @@ def pack(workspace: Path, archive: Path, pipeline: str, max_output_mb: float | N
     finished = {name: stage for name, stage in finished.items() if name not in left_out}
     items = sorted(finished)
     outputs, objects = cached_outputs(workspace, finished)
-    outputs += [str(out["path"]) for name in left_out for out in _stages(workspace, pipeline)[name].get("outs", [])
-                if out.get("md5")]
+    outputs += cached_outputs(workspace, {name: _stages(workspace, pipeline)[name] for name in left_out})[0]
     manifest = {"pipeline": pipeline, "commit": git_commit(workspace), "workspace": str(workspace), "items": items,
                 "left_out": left_out, "machine": machine_info()}
 
