@@ -111,10 +111,10 @@ def pack(workspace: Path, archive: Path, pipeline: str, max_output_mb: float | N
     if not finished:
         raise FileNotFoundError(f"{workspace / lock_path(pipeline)}: no finished {pipeline} item to pack")
     left_out = _too_large(workspace, finished, max_output_mb)
-    finished = {name: stage for name, stage in finished.items() if name not in left_out}
-    items = sorted(finished)
-    outputs, objects = cached_outputs(workspace, finished)
-    outputs += cached_outputs(workspace, {name: _stages(workspace, pipeline)[name] for name in left_out})[0]
+    kept = {name: stage for name, stage in finished.items() if name not in left_out}
+    items = sorted(kept)
+    outputs, objects = cached_outputs(workspace, kept)
+    outputs += cached_outputs(workspace, {name: finished[name] for name in left_out})[0]  # excluded, not packed
     manifest = {"pipeline": pipeline, "commit": git_commit(workspace), "workspace": str(workspace), "items": items,
                 "left_out": left_out, "machine": machine_info()}
 
