@@ -153,6 +153,26 @@ def test_an_item_with_outputs_over_the_limit_stays_behind_and_its_report_travels
     assert pack(workspace, tmp_path / "none.tar.gz", "study")["left_out"] == {}  # no limit: nothing left out
 
 
+def test_an_uncached_report_travels_as_a_file_even_when_its_bytes_equal_a_cached_output(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    fresh_repo(workspace)
+    pipeline = PIPELINE.replace(  # a matrix item whose cache: false report holds the bytes of the cached data/study.txt
+        "  study-evaluate:\n    wdir: ..\n", "  study-evaluate:\n    wdir: ..\n    matrix:\n      seed: [1]\n").replace(
+        "cat models/study/rpo-1/adapter.bin > reports/study/eval/rpo-1.json", "cat data/study.txt > reports/study/eval/rpo-${item.seed}.json").replace(
+        "      - reports/study/eval/rpo-1.json:", "      - reports/study/eval/rpo-${item.seed}.json:")
+    (workspace / "study/dvc.yaml").write_text(pipeline)
+    repro(workspace)
+    archive = tmp_path / "progress.tar.gz"
+    assert pack(workspace, archive, "study")["items"] == ["study-evaluate@1", "study-train"]
+    with tarfile.open(archive) as tar:
+        assert "reports/study/eval/rpo-1.json" in tar.getnames()
+    shutil.rmtree(workspace)
+    fresh_repo(workspace)
+    (workspace / "study/dvc.yaml").write_text(pipeline)
+    unpack(archive, workspace)
+    assert (workspace / "reports/study/eval/rpo-1.json").read_text() == "pairs\n"
+
+
 def test_unpack_refuses_another_path_and_members_outside_the_workspace(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     fresh_repo(workspace)

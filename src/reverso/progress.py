@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -69,17 +70,38 @@ def finished_stages(workspace: Path, pipeline: str) -> dict[str, Any]:
             if all((workspace / str(out["path"])).exists() for out in stage.get("outs", []))}
 
 
+def uncached_outputs(workspace: Path, pipeline: str) -> dict[str, list[re.Pattern[str]]]:
+    """Per stage of the pipeline's dvc.yaml (the name before any ``@``), the paths of the outputs it declares
+    ``cache: false``, as patterns (a ``${...}`` of a matrix or foreach stage matches one path part)."""
+    import yaml
+
+    spec = workspace / pipeline / "dvc.yaml"
+    stages = (yaml.safe_load(spec.read_text()) or {}).get("stages", {}) if spec.exists() else {}
+    found: dict[str, list[re.Pattern[str]]] = {}
+    for name, stage in stages.items():
+        for out in (stage.get("do") or stage).get("outs", []):
+            for path, options in (out.items() if isinstance(out, dict) else ()):
+                if (options or {}).get("cache") is False:
+                    pattern = "[^/]+".join(re.escape(part) for part in re.split(r"\$\{[^}]*\}", str(path)))
+                    found.setdefault(name, []).append(re.compile(pattern))
+    return found
+
+
 def _object(workspace: Path, md5: str) -> Path:
     return workspace / CACHE / md5[:2] / md5[2:]
 
 
-def cached_outputs(workspace: Path, stages: dict[str, Any]) -> tuple[list[str], list[Path]]:
-    """The outputs of these lock entries whose DVC cache objects exist, and those objects (a directory's
-    listing and its files); uncached outputs have none and travel as files."""
+def cached_outputs(workspace: Path, stages: dict[str, Any],
+                   uncached: dict[str, list[re.Pattern[str]]]) -> tuple[list[str], list[Path]]:
+    """The cached outputs of these lock entries whose DVC cache objects exist, and those objects (a
+    directory's listing and its files). An output its dvc.yaml declares ``cache: false`` (``uncached``)
+    travels as a file, even where its bytes equal some cached object's."""
     paths: list[str] = []
     found: list[Path] = []
-    for stage in stages.values():
+    for name, stage in stages.items():
         for out in stage.get("outs", []):
+            if any(p.fullmatch(str(out["path"])) for p in uncached.get(name.split("@")[0], [])):
+                continue
             listing = _object(workspace, str(out.get("md5", "")))
             if not out.get("md5") or not listing.exists():
                 continue
@@ -90,11 +112,12 @@ def cached_outputs(workspace: Path, stages: dict[str, Any]) -> tuple[list[str], 
     return paths, sorted(set(found))
 
 
-def _too_large(workspace: Path, finished: dict[str, Any], max_output_mb: float | None) -> dict[str, float]:
+def _too_large(workspace: Path, finished: dict[str, Any], uncached: dict[str, list[re.Pattern[str]]],
+               max_output_mb: float | None) -> dict[str, float]:
     """The finished items whose cached outputs hold more than ``max_output_mb`` (MB, their size)."""
     if max_output_mb is None:
         return {}
-    sizes = {name: sum(p.stat().st_size for p in cached_outputs(workspace, {name: stage})[1]) / 2**20
+    sizes = {name: sum(p.stat().st_size for p in cached_outputs(workspace, {name: stage}, uncached)[1]) / 2**20
              for name, stage in finished.items()}
     return {name: round(size, 1) for name, size in sizes.items() if size > max_output_mb}
 
@@ -110,11 +133,12 @@ def pack(workspace: Path, archive: Path, pipeline: str, max_output_mb: float | N
     finished = finished_stages(workspace, pipeline)
     if not finished:
         raise FileNotFoundError(f"{workspace / lock_path(pipeline)}: no finished {pipeline} item to pack")
-    left_out = _too_large(workspace, finished, max_output_mb)
+    uncached = uncached_outputs(workspace, pipeline)
+    left_out = _too_large(workspace, finished, uncached, max_output_mb)
     kept = {name: stage for name, stage in finished.items() if name not in left_out}
     items = sorted(kept)
-    outputs, objects = cached_outputs(workspace, kept)
-    outputs += cached_outputs(workspace, {name: finished[name] for name in left_out})[0]  # excluded, not packed
+    outputs, objects = cached_outputs(workspace, kept, uncached)
+    outputs += cached_outputs(workspace, {name: finished[name] for name in left_out}, uncached)[0]  # not packed
     manifest = {"pipeline": pipeline, "commit": git_commit(workspace), "workspace": str(workspace), "items": items,
                 "left_out": left_out, "machine": machine_info()}
 
