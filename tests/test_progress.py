@@ -173,6 +173,22 @@ def test_an_uncached_report_travels_as_a_file_even_when_its_bytes_equal_a_cached
     assert (workspace / "reports/study/eval/rpo-1.json").read_text() == "pairs\n"
 
 
+def test_the_datasets_map_caches_stay_behind_and_the_sets_and_reference_log_probs_travel(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    fresh_repo(workspace)
+    repro(workspace)
+    dataset = workspace / ".reverso/ref-cache/pairs-v2-abc"
+    dataset.mkdir(parents=True)
+    for name in ("data-00000-of-00001.arrow", "state.json", "cache-0123abcd.arrow", "ref-logps-k.json"):
+        (dataset / name).write_text(name)
+    archive = tmp_path / "progress.tar.gz"
+    pack(workspace, archive, "study")
+    with tarfile.open(archive) as tar:
+        names = {n.removeprefix(".reverso/ref-cache/pairs-v2-abc/") for n in tar.getnames()}
+    assert {"data-00000-of-00001.arrow", "state.json", "ref-logps-k.json"} <= names
+    assert "cache-0123abcd.arrow" not in names
+
+
 def test_unpack_refuses_another_path_and_members_outside_the_workspace(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     fresh_repo(workspace)

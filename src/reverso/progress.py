@@ -13,7 +13,8 @@ What travels: the DVC cache objects of the finished items' outputs (DVC reruns a
 are not in its cache), the pipeline's lock and uncached outputs (reports, decisions), the applied
 params, the MLflow store (runs, registered versions and aliases) and the reference log-prob cache.
 What does not: ``models/base`` (``prepare-model`` rebuilds it bit for bit from the pinned package),
-OpenVINO exports, the A/A copy and checkpoints (rebuilt on demand), the rest of the DVC cache.
+OpenVINO exports, the A/A copy, checkpoints and the datasets' map caches (rebuilt on demand), the rest of the
+DVC cache.
 
 Resume at the same absolute path and at the packed commit (``git worktree add <path> <commit>``):
 MLflow stores absolute artefact paths, and any change under an item's code dependencies makes DVC
@@ -43,6 +44,9 @@ PIPELINES: dict[str, tuple[str, ...]] = {
 }
 CACHE = Path(".dvc/cache/files/md5")
 REBUILT = {"checkpoints", "openvino", "aa-model", "progress"}  # rebuilt on demand (or the archives themselves)
+# HF datasets' map caches beside a tokenized pair or example set (.reverso/ref-cache/<set>/cache-*.arrow): the
+# tokenized copies, rebuilt in seconds, several times the set itself; the sets and reference log-probs travel
+MAP_CACHE = "cache-*.arrow"
 
 
 def lock_path(pipeline: str) -> Path:
@@ -142,9 +146,11 @@ def pack(workspace: Path, archive: Path, pipeline: str, max_output_mb: float | N
     manifest = {"pipeline": pipeline, "commit": git_commit(workspace), "workspace": str(workspace), "items": items,
                 "left_out": left_out, "machine": machine_info()}
 
-    def uncached(member: tarfile.TarInfo) -> tarfile.TarInfo | None:  # cached outputs travel as DVC objects
+    def travels(member: tarfile.TarInfo) -> tarfile.TarInfo | None:  # cached outputs travel as DVC objects
         name = member.name
         if REBUILT & set(Path(name).parts) or any(name == out or name.startswith(f"{out}/") for out in outputs):
+            return None
+        if name.startswith(".reverso/ref-cache/") and Path(name).match(MAP_CACHE):
             return None
         return member
 
@@ -153,7 +159,7 @@ def pack(workspace: Path, archive: Path, pipeline: str, max_output_mb: float | N
     with tarfile.open(staging, "w:gz") as tar:
         for rel in (str(lock_path(pipeline)), *COMMON, *PIPELINES[pipeline]):
             if (workspace / rel).exists():
-                tar.add(workspace / rel, arcname=rel, filter=uncached)
+                tar.add(workspace / rel, arcname=rel, filter=travels)
         for path in objects:
             tar.add(path, arcname=str(path.relative_to(workspace)))
         data = json.dumps(manifest, indent=2).encode()
