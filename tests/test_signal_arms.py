@@ -169,6 +169,7 @@ def test_an_sft_arm_trains_on_examples_alone_and_reports_rule_reading(tiny_model
         os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     assert metrics["steps"] == 3 and metrics["train_pairs"] == len(examples)
     assert metrics["regime"]["builder"] == "hindsight_sft" and metrics["regime"]["pairs_per_step"] == 2
+    assert "cpu_flags" in metrics["machine"] and metrics["machine"]["versions"]["torch"]  # which CPU it trained on
     assert (tmp_path / "models/policy/adapter_model.safetensors").exists()
     assert metrics["eval_pairs"] == 4  # held_out_pairs caps the held-out examples scored per evaluation too
     after = metrics["rule_reading"]["after"]

@@ -10,6 +10,7 @@ from typing import Any
 
 from reverso.config import EvaluateParams, Params, TrainParams, with_arm
 from reverso.io import write_json
+from reverso.machine import machine_info
 
 STUDY_MODELS = Path("models/study")
 STUDY_TRAIN = Path("reports/study/train")
@@ -133,7 +134,9 @@ def evaluate_model(params: Params, name: str, model_dir: Path, adapter: Path | N
               "clusters": {suite: [source_query(s) for s in items] for suite, items in suites.items()},
               "scores": {suite: serialise(found) for suite, found in scores[name].items()},
               "outputs": outputs[name], "finish": finish[name], "truncation": results[name]["truncation"],
-              "timing": timing, "wall_s": round(time.perf_counter() - started, 1), **(extra or {})}
+              "timing": timing, "wall_s": round(time.perf_counter() - started, 1),
+              "machine": machine_info(),  # which CPU answered: items of one study may be scored on several
+              **(extra or {})}
     write_json(out, record)
     return record
 

@@ -6,6 +6,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from reverso.machine import machine_info
+
 # TRL scores accuracy on the margin-shifted score: a pair counts when beta*Delta beats the margin term.
 TITLES = {"rewards/accuracies": "rewards/accuracies (β·Δ > margin term)",
           "rule_reading/couple_margin_sum": "rule reading: β·(Δ_A + Δ_B) per couple"}
@@ -45,7 +47,7 @@ def summarise(trainer: Any, result: Any, resume: Path | None, train_set: Any, ev
                "resumed_from": resume.name if resume else None, "world_size": len(digests),
                "ranks_agree": len(set(digests)) == 1, "rank_weight_digests": digests,
                "train_pairs": len(train_set), "eval_pairs": len(eval_set) if eval_set else 0,
-               "regime": regime,
+               "regime": regime, "machine": machine_info(),  # CPU flags and versions: bf16 autocast depends on them
                "final": _pick(train_log[-1]) if train_log else {}, "first": _pick(train_log[0]) if train_log else {},
                # In-epoch batch margins are taken before each update and, with RPO's mirrored pairs, often
                # negative; the held-out pairs before and after training are the honest before/after.
