@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from reverso.io import DataError
 from reverso.progress import pack, read_manifest, unpack
 
 DVC = str(Path(sys.executable).parent / "dvc")
@@ -151,6 +152,12 @@ def test_an_item_with_outputs_over_the_limit_stays_behind_and_its_report_travels
     assert (workspace / "reports/study/train/rpo-1.json").read_text() == "12 steps\n"  # the left-out item's report
     assert not (workspace / "models/study/rpo-1").exists()
     assert pack(workspace, tmp_path / "none.tar.gz", "study")["left_out"] == {}  # no limit: nothing left out
+    named = pack(workspace, tmp_path / "named.tar.gz", "study", leave_out=("study-evaluate",))  # left out by name
+    assert named["items"] == [] and set(named["left_out"]) == {"study-evaluate"}
+    with tarfile.open(tmp_path / "named.tar.gz") as tar:
+        assert "reports/study/eval/rpo-1.json" in tar.getnames()  # its report still travels
+    with pytest.raises(DataError, match="study-train@rpo-9: not a finished item here"):
+        pack(workspace, tmp_path / "typo.tar.gz", "study", leave_out=("study-train@rpo-9",))
 
 
 def test_an_uncached_report_travels_as_a_file_even_when_its_bytes_equal_a_cached_output(tmp_path: Path) -> None:

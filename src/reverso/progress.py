@@ -116,29 +116,34 @@ def cached_outputs(workspace: Path, stages: dict[str, Any],
     return paths, sorted(set(found))
 
 
-def _too_large(workspace: Path, finished: dict[str, Any], uncached: dict[str, list[re.Pattern[str]]],
-               max_output_mb: float | None) -> dict[str, float]:
-    """The finished items whose cached outputs hold more than ``max_output_mb`` (MB, their size)."""
-    if max_output_mb is None:
-        return {}
+def _left_out(workspace: Path, finished: dict[str, Any], uncached: dict[str, list[re.Pattern[str]]],
+              max_output_mb: float | None, named: tuple[str, ...]) -> dict[str, float]:
+    """The finished items to leave behind (MB of cached outputs each): those named, and those whose cached
+    outputs hold more than ``max_output_mb``."""
+    unknown = sorted(set(named) - set(finished))
+    if unknown:
+        raise DataError(f"--leave-out {', '.join(unknown)}: not a finished item here (finished: "
+                        f"{', '.join(sorted(finished)) or 'none'})")
     sizes = {name: sum(p.stat().st_size for p in cached_outputs(workspace, {name: stage}, uncached)[1]) / 2**20
              for name, stage in finished.items()}
-    return {name: round(size, 1) for name, size in sizes.items() if size > max_output_mb}
+    return {name: round(size, 1) for name, size in sizes.items()
+            if name in named or (max_output_mb is not None and size > max_output_mb)}
 
 
-def pack(workspace: Path, archive: Path, pipeline: str, max_output_mb: float | None = None) -> dict[str, Any]:
+def pack(workspace: Path, archive: Path, pipeline: str, max_output_mb: float | None = None,
+         leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
     """Write the finished part of ``pipeline`` in ``workspace`` to ``archive``; returns the manifest.
 
-    An item whose cached outputs exceed ``max_output_mb`` (a fully fine-tuned model: ~0.5 GB) stays behind,
-    named in the manifest's ``left_out``: its lock entry and uncached reports travel, so what was measured
-    from it does too, but a resume that needs its outputs runs it again.
+    An item named in ``leave_out``, or whose cached outputs exceed ``max_output_mb`` (a fully fine-tuned
+    model: ~0.5 GB), stays behind, named in the manifest's ``left_out``: its lock entry and uncached reports
+    travel, so what was measured from it does too, but a resume that needs its outputs runs it again.
     """
     workspace = workspace.resolve()
     finished = finished_stages(workspace, pipeline)
     if not finished:
         raise FileNotFoundError(f"{workspace / lock_path(pipeline)}: no finished {pipeline} item to pack")
     uncached = uncached_outputs(workspace, pipeline)
-    left_out = _too_large(workspace, finished, uncached, max_output_mb)
+    left_out = _left_out(workspace, finished, uncached, max_output_mb, tuple(leave_out))
     kept = {name: stage for name, stage in finished.items() if name not in left_out}
     items = sorted(kept)
     outputs, objects = cached_outputs(workspace, kept, uncached)

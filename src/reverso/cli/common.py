@@ -97,12 +97,15 @@ def add_progress_commands(app: typer.Typer, pipeline: str, name: Callable[[Any],
                      params: ParamsOpt = Path("params.yaml"), workspace: Path = Path("."),
                      max_output_mb: Annotated[float | None, typer.Option(
                          help="leave out items whose cached outputs exceed this (MB): their reports travel, "
-                              "a resume reruns them")] = None) -> None:
+                              "a resume reruns them")] = None,
+                     leave_out: Annotated[list[str] | None, typer.Option(
+                         "--leave-out", help="a finished item to leave out the same way (repeatable), e.g. "
+                                             "study-train@rpo-1")] = None) -> None:
         """Pack the finished items (DVC objects, lock, reports, MLflow store) into one archive to resume elsewhere."""
         from reverso.progress import default_archive, pack
 
         archive = out or workspace / default_archive(pipeline, name(read_params(workspace / params, None)))
-        manifest = pack(workspace, archive, pipeline, max_output_mb)
+        manifest = pack(workspace, archive, pipeline, max_output_mb, tuple(leave_out or ()))
         for item, size in manifest["left_out"].items():
             typer.echo(f"left out: {item} ({size:.0f} MB of outputs; its reports are packed, a resume reruns it)")
         typer.echo(f"{pipeline} pack: {len(manifest['items'])} finished item(s) at commit "
