@@ -95,37 +95,35 @@ def _object(workspace: Path, md5: str) -> Path:
     return workspace / CACHE / md5[:2] / md5[2:]
 
 
-def cached_outputs(workspace: Path, stages: dict[str, Any],
+def cached_outputs(workspace: Path, name: str, stage: dict[str, Any],
                    uncached: dict[str, list[re.Pattern[str]]]) -> tuple[list[str], list[Path]]:
-    """The cached outputs of these lock entries whose DVC cache objects exist, and those objects (a
-    directory's listing and its files). An output its dvc.yaml declares ``cache: false`` (``uncached``)
-    travels as a file, even where its bytes equal some cached object's."""
+    """One lock entry's cached outputs whose DVC cache objects exist, and those objects (a directory's
+    listing and its files). An output its dvc.yaml declares ``cache: false`` (``uncached``) travels as a
+    file, even where its bytes equal some cached object's."""
     paths: list[str] = []
     found: list[Path] = []
-    for name, stage in stages.items():
-        for out in stage.get("outs", []):
-            if any(p.fullmatch(str(out["path"])) for p in uncached.get(name.split("@")[0], [])):
-                continue
-            listing = _object(workspace, str(out.get("md5", "")))
-            if not out.get("md5") or not listing.exists():
-                continue
-            paths.append(str(out["path"]))
-            found.append(listing)
-            if listing.name.endswith(".dir"):
-                found += [_object(workspace, entry["md5"]) for entry in json.loads(listing.read_text())]
-    return paths, sorted(set(found))
+    for out in stage.get("outs", []):
+        if any(p.fullmatch(str(out["path"])) for p in uncached.get(name.split("@")[0], [])):
+            continue
+        listing = _object(workspace, str(out.get("md5", "")))
+        if not out.get("md5") or not listing.exists():
+            continue
+        paths.append(str(out["path"]))
+        found.append(listing)
+        if listing.name.endswith(".dir"):
+            found += [_object(workspace, entry["md5"]) for entry in json.loads(listing.read_text())]
+    return paths, found
 
 
-def _left_out(workspace: Path, finished: dict[str, Any], uncached: dict[str, list[re.Pattern[str]]],
-              max_output_mb: float | None, named: tuple[str, ...]) -> dict[str, float]:
-    """The finished items to leave behind (MB of cached outputs each): those named, and those whose cached
-    outputs hold more than ``max_output_mb``."""
-    unknown = sorted(set(named) - set(finished))
+def _left_out(cached: dict[str, tuple[list[str], list[Path]]], max_output_mb: float | None,
+              named: tuple[str, ...]) -> dict[str, float]:
+    """The finished items (``cached``: each one's cached outputs) to leave behind, with their MB of cached
+    outputs: those named, and those whose cached outputs hold more than ``max_output_mb``."""
+    unknown = sorted(set(named) - set(cached))
     if unknown:
         raise DataError(f"--leave-out {', '.join(unknown)}: not a finished item here (finished: "
-                        f"{', '.join(sorted(finished)) or 'none'})")
-    sizes = {name: sum(p.stat().st_size for p in cached_outputs(workspace, {name: stage}, uncached)[1]) / 2**20
-             for name, stage in finished.items()}
+                        f"{', '.join(sorted(cached)) or 'none'})")
+    sizes = {name: sum(p.stat().st_size for p in set(objects)) / 2**20 for name, (_, objects) in cached.items()}
     return {name: round(size, 1) for name, size in sizes.items()
             if name in named or (max_output_mb is not None and size > max_output_mb)}
 
@@ -143,11 +141,11 @@ def pack(workspace: Path, archive: Path, pipeline: str, max_output_mb: float | N
     if not finished:
         raise FileNotFoundError(f"{workspace / lock_path(pipeline)}: no finished {pipeline} item to pack")
     uncached = uncached_outputs(workspace, pipeline)
-    left_out = _left_out(workspace, finished, uncached, max_output_mb, tuple(leave_out))
-    kept = {name: stage for name, stage in finished.items() if name not in left_out}
-    items = sorted(kept)
-    outputs, objects = cached_outputs(workspace, kept, uncached)
-    outputs += cached_outputs(workspace, {name: finished[name] for name in left_out}, uncached)[0]  # not packed
+    cached = {name: cached_outputs(workspace, name, stage, uncached) for name, stage in finished.items()}
+    left_out = _left_out(cached, max_output_mb, tuple(leave_out))
+    items = sorted(name for name in finished if name not in left_out)
+    outputs = [path for paths, _ in cached.values() for path in paths]  # left-out items' too: not packed
+    objects = sorted({obj for name in items for obj in cached[name][1]})
     manifest = {"pipeline": pipeline, "commit": git_commit(workspace), "workspace": str(workspace), "items": items,
                 "left_out": left_out, "machine": machine_info()}
 
