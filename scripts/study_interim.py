@@ -22,8 +22,8 @@ report = build_report(evals, {n: t for n, t in trains.items() if n in evals}, 20
                       primary=(trained[0].rsplit("-", 1)[0], "base"), primary_suite="multi_if")
 keep = {k: report[k] for k in ("summary", "differences", "truncation", "train", "suite_sizes", "noise_floor")
         if k in report}
-keep["note"] = ("interim: the models evaluated when the session stopped; validation pool only; not the search's "
-                "selection (that waits for every arm)")
+keep["note"] = ("interim: the models evaluated when the session stopped; validation pool only; with a recipe, "
+                "search_selection is the recipe's rule applied to the arms scored so far")
 keep["machine"] = next(iter(evals.values())).get("timing", {}).get("machine")
 out.parent.mkdir(parents=True, exist_ok=True)
 out.write_text(json.dumps(keep, indent=2, default=str) + "\n")
@@ -33,12 +33,14 @@ print({k: v["cut"] for k, v in report["truncation"].items()})
 
 if len(sys.argv) > 3:  # a search recipe: the table and curves of the arms scored so far
     from reverso.config import load_params, recipe_overrides
-    from reverso.study.search import plot_curves, render_table, search_rows
+    from reverso.study.search import plot_curves, render_selection, render_table, search_rows, select
 
     arms = load_params(root / "params.yaml", recipe_overrides(Path(sys.argv[3]))).study.arms
     scored = {name: spec for name, spec in arms.items() if any(m.rsplit("-", 1)[0] == name for m in trained)}
     rows = search_rows(report, scored)
     base_cut = report["truncation"].get("base", {}).get("cut")
-    out.with_suffix(".md").write_text(render_table(rows, base_cut), encoding="utf-8")
+    keep["search_selection"] = selection = select(rows, report.get("noise_floor"))
+    out.write_text(json.dumps(keep, indent=2, default=str) + "\n")
+    out.with_suffix(".md").write_text(render_table(rows, base_cut) + render_selection(selection), encoding="utf-8")
     plot_curves(rows, out.with_name(out.stem + "_curves.png"))
     print(out.with_suffix(".md").read_text())

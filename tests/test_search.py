@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from reverso.study.search import render_selection, select
 from support.workspace import STUDY_SMOKE, copied_workspace, run
 
 SEARCH = [o for o in STUDY_SMOKE if not o.startswith(("study.", "train.max_steps"))] + [
@@ -42,3 +43,42 @@ def test_search_smoke_sft_full_ft_and_lineage(tmp_path: Path) -> None:
     assert "| hsft | 4 |" in (workspace / "reports/study/search.md").read_text()
     assert (workspace / "reports/study/search_curves.png").stat().st_size > 0
     assert study["published"] == {} and not (workspace / "models/study/hsft_b4").exists()  # validation only
+
+
+def _row(arm: str, budget: int, ifeval: tuple[float, float, float], multi_if: tuple[float, float, float]) -> dict:
+    entry = lambda m, lo, hi: {"mean": m, "ci_low": lo, "ci_high": hi}  # noqa: E731
+    return {"arm": arm, "budget": budget, "minus_base": {"ifeval": entry(*ifeval), "multi_if": entry(*multi_if)}}
+
+
+FLOOR = {"difference": {"ifeval": {"mean": 0.0}, "multi_if": {"mean": 0.3}}}
+
+
+def test_selection_rule_scores_eligibility_ties_and_primary() -> None:
+    """configs/search/cpu.yaml's rule: mean of the two differences; an arm whose CI on a suite lies wholly
+    below the A/A floor's difference is out however high its score; ties go to the smaller budget; the
+    primary suite is the selected arm's larger difference."""
+    rows = [
+        _row("wide_b100", 100, (4.0, -1.8, 11.0), (-0.6, -3.7, 2.7)),     # score 1.7
+        _row("tie_b40", 40, (1.0, -3.0, 5.0), (2.4, -1.0, 5.0)),          # score 1.7, smaller budget
+        _row("loses_b10", 10, (9.0, 4.0, 14.0), (-2.0, -3.0, 0.2)),        # score 3.5, multi_if CI below 0.3
+        _row("flat_b130", 130, (0.0, -2.9, 3.0), (0.2, -3.0, 3.5)),
+    ]
+    selection = select(rows, FLOOR)
+    assert selection["selected"] == "tie_b40" and selection["score"] == pytest.approx(1.7)
+    assert selection["primary_suite"] == "multi_if" and selection["primary_comparison"] == ["tie_b40", "base"]
+    assert "loses_b10" in selection["ineligible"] and "multi_if" in selection["ineligible"]["loses_b10"]
+    assert [r["arm"] for r in selection["ranking"]] == ["tie_b40", "wide_b100", "flat_b130"]
+    assert "**tie_b40**" in render_selection(selection)
+    # Without the tie, the higher score wins whatever its budget; its primary suite is IFEval-style.
+    assert select(rows[:1] + rows[3:], FLOOR)["primary_suite"] == "ifeval"
+
+
+def test_selection_says_when_nothing_scores_above_zero_or_nothing_is_eligible() -> None:
+    nothing = select([_row("a_b1", 1, (-1.0, -4.0, 2.0), (0.0, -3.0, 3.0))], FLOOR)
+    assert nothing["selected"] == "a_b1" and not nothing["any_above_zero"]
+    assert "found nothing" in render_selection(nothing)
+    none = select([_row("a_b1", 1, (-6.0, -9.0, -2.0), (0.0, -3.0, 3.0)),
+                   {"arm": "b_b1", "budget": 1, "minus_base": {"ifeval": None}}], FLOOR)
+    assert none["selected"] is None and set(none["ineligible"]) == {"a_b1", "b_b1"}
+    assert "not scored on ifeval, multi_if" in none["ineligible"]["b_b1"]
+    assert "no arm is eligible" in render_selection(none)

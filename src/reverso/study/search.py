@@ -52,6 +52,43 @@ def search_rows(report: dict[str, Any], arms: dict[str, Any]) -> list[dict[str, 
     return sorted(rows, key=lambda r: (r["curve"], r["budget"]))
 
 
+SELECTION_SUITES = ("ifeval", "multi_if")
+
+
+def select(rows: list[dict[str, Any]], noise_floor: dict[str, Any] | None,
+           suites: tuple[str, ...] = SELECTION_SUITES) -> dict[str, Any]:
+    """The search's selection rule (configs/search/cpu.yaml, written before the search), applied to its rows.
+
+    score = the mean of the arm's differences from the base on ``suites``; an arm is eligible unless some
+    suite's 95 % CI lies wholly below the A/A floor's difference on that suite; the eligible arm with the
+    highest score is selected, ties to the smaller budget; the primary suite of the test run is the one
+    where the selected arm's difference is larger.
+    """
+    floor = (noise_floor or {}).get("difference") or {}
+    scored, ineligible = [], {}
+    for row in rows:
+        entries = {suite: row["minus_base"].get(suite) for suite in suites}
+        missing = [s for s, e in entries.items() if not e or e.get("mean") is None]
+        if missing:
+            ineligible[row["arm"]] = f"not scored on {', '.join(missing)}"
+            continue
+        below = [s for s, e in entries.items() if e["ci_high"] < (floor.get(s) or {}).get("mean", 0.0)]
+        if below:
+            ineligible[row["arm"]] = f"95 % CI wholly below the A/A floor on {', '.join(below)}"
+            continue
+        score = sum(e["mean"] for e in entries.values()) / len(entries)
+        scored.append((round(score, 9), row, entries))
+    if not scored:
+        return {"selected": None, "ineligible": ineligible, "suites": list(suites)}
+    score, row, entries = max(scored, key=lambda item: (item[0], -(item[1]["budget"] or 0)))
+    primary = max(suites, key=lambda s: entries[s]["mean"])
+    ranking = [{"arm": r["arm"], "score": s} for s, r, _ in sorted(scored, key=lambda i: (-i[0], i[1]["budget"] or 0))]
+    return {"selected": row["arm"], "score": score, "primary_suite": primary,
+            "primary_comparison": [row["arm"], "base"], "any_above_zero": score > 0,
+            "ranking": ranking, "ineligible": ineligible, "suites": list(suites),
+            "floor": {s: (floor.get(s) or {}).get("mean") for s in suites}}
+
+
 def _ci(entry: dict[str, Any] | None) -> str:
     if not entry or entry.get("mean") is None:
         return "n/a"
@@ -71,6 +108,21 @@ def render_table(rows: list[dict[str, Any]], base_truncation: float | None) -> s
         lines.append(f"| {r['curve']} | {r['budget']} | {r['steps']} | {r['lr']} | "
                      + " | ".join(_ci(r["minus_base"].get(s)) for s in suites)
                      + f" | {cut} | {margin} | {r['train_wall_s']} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_selection(selection: dict[str, Any]) -> str:
+    """The selection rule's outcome as a short markdown paragraph (below the search table)."""
+    if selection.get("selected") is None:
+        return "\n**Selection:** no arm is eligible ({}).\n".format(
+            "; ".join(f"{a}: {why}" for a, why in selection["ineligible"].items()) or "no rows")
+    lines = [f"\n**Selection** (score = mean of {' and '.join(selection['suites'])} − base): "
+             f"**{selection['selected']}**, score {selection['score']:+.2f}; primary suite of the test run: "
+             f"{selection['primary_suite']}" + ("" if selection["any_above_zero"] else
+                                                 " (no score above 0: the search found nothing)") + ".",
+             "", "| rank | arm | score |", "|---|---|---|"]
+    lines += [f"| {i} | {r['arm']} | {r['score']:+.2f} |" for i, r in enumerate(selection["ranking"], 1)]
+    lines += [f"| – | {arm} | ineligible: {why} |" for arm, why in selection["ineligible"].items()]
     return "\n".join(lines) + "\n"
 
 
