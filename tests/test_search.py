@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reverso.study.search import render_selection, select
+from reverso.study.search import price_gap, render_gap, render_selection, select
 from support.workspace import STUDY_SMOKE, copied_workspace, run
 
 SEARCH = [o for o in STUDY_SMOKE if not o.startswith(("study.", "train.max_steps"))] + [
@@ -40,7 +40,10 @@ def test_search_smoke_sft_full_ft_and_lineage(tmp_path: Path) -> None:
     assert set(rows) == {"hsft_b4", "full_b4", "then_rpo_b4"}
     assert rows["full_b4"]["curve"] == "full" and rows["hsft_b4"]["budget"] == 4
     assert set(rows["hsft_b4"]["minus_base"]) == {"ifeval", "multi_if", "sysbench"}
-    assert "| hsft | 4 |" in (workspace / "reports/study/search.md").read_text()
+    table = (workspace / "reports/study/search.md").read_text()
+    assert "| hsft | 4 |" in table and "**Selection**" in table or "no arm is eligible" in table
+    assert study["search_selection"]["suites"] == ["ifeval", "multi_if"]
+    assert {g["curve"] for g in study["search_gap"]} == {"hsft", "full", "then_rpo"}
     assert (workspace / "reports/study/search_curves.png").stat().st_size > 0
     assert study["published"] == {} and not (workspace / "models/study/hsft_b4").exists()  # validation only
 
@@ -82,3 +85,18 @@ def test_selection_says_when_nothing_scores_above_zero_or_nothing_is_eligible() 
     assert none["selected"] is None and set(none["ineligible"]) == {"a_b1", "b_b1"}
     assert "not scored on ifeval, multi_if" in none["ineligible"]["b_b1"]
     assert "no arm is eligible" in render_selection(none)
+
+
+def test_priced_gap_extrapolates_each_curve_in_log_budget() -> None:
+    """+1 point per 10x budget from +0 at 100 passes: +5 needs 10^7 passes; a falling curve never gets there."""
+    rows = [dict(_row(f"up_b{b}", b, (m, m - 3, m + 3), (-m, -m - 3, -m + 3)), curve="up", train_wall_s=2 * b)
+            for b, m in ((100, 0.0), (1000, 1.0), (10000, 2.0))]
+    rows.append(dict(_row("one_b40", 40, (1.0, -2, 4), (1.0, -2, 4)), curve="one", train_wall_s=80))
+    gap = {(g["curve"], g["suite"]): g for g in price_gap(rows)}
+    up = gap[("up", "ifeval")]
+    assert up["points_per_decade"] == pytest.approx(1.0) and up["budget_for_target"] == pytest.approx(1e7)
+    assert up["hours_for_target"] == pytest.approx(2e7 / 3600)
+    assert "budget_for_target" not in gap[("up", "multi_if")] and gap[("up", "multi_if")]["points_per_decade"] < 0
+    assert "points_per_decade" not in gap[("one", "ifeval")]  # one budget: no line
+    table = render_gap(list(gap.values()))
+    assert "never (slope ≤ 0)" in table and "10,000,000" in table

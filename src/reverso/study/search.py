@@ -89,6 +89,53 @@ def select(rows: list[dict[str, Any]], noise_floor: dict[str, Any] | None,
             "floor": {s: (floor.get(s) or {}).get("mean") for s in suites}}
 
 
+def price_gap(rows: list[dict[str, Any]], target: float = 5.0,
+              suites: tuple[str, ...] = SELECTION_SUITES) -> list[dict[str, Any]]:
+    """What each curve predicts a gain of ``target`` points would cost: per curve and suite, the least-squares
+    line of the difference from the base against log10(budget) (two budgets or more), the budget where the
+    line reaches ``target`` and its training time at the curve's measured seconds per pass. A point
+    extrapolation from one replicate's means: the CIs around each point are several points wide."""
+    import math
+
+    out = []
+    for curve in sorted({r["curve"] for r in rows}):
+        points = [r for r in rows if r["curve"] == curve and r["budget"]]
+        seconds = [r["train_wall_s"] / r["budget"] for r in points if r.get("train_wall_s")]
+        per_pass = sum(seconds) / len(seconds) if seconds else None
+        for suite in suites:
+            xy = [(math.log10(r["budget"]), r["minus_base"][suite]["mean"]) for r in points
+                  if (r["minus_base"].get(suite) or {}).get("mean") is not None]
+            entry: dict[str, Any] = {"curve": curve, "suite": suite, "budgets": len(xy), "target": target,
+                                     "seconds_per_pass": per_pass}
+            if len(xy) >= 2:
+                mx, my = sum(x for x, _ in xy) / len(xy), sum(y for _, y in xy) / len(xy)
+                sxx = sum((x - mx) ** 2 for x, _ in xy)
+                slope = sum((x - mx) * (y - my) for x, y in xy) / sxx if sxx else 0.0
+                entry["points_per_decade"] = slope
+                if slope > 0:
+                    budget = 10 ** (mx + (target - my) / slope)
+                    entry["budget_for_target"] = budget
+                    entry["hours_for_target"] = budget * per_pass / 3600 if per_pass else None
+            out.append(entry)
+    return out
+
+
+def render_gap(gap: list[dict[str, Any]]) -> str:
+    """The priced gap as a markdown table."""
+    lines = ["| curve | suite | budgets | points per 10x budget | budget for +{:g} | CPU hours |".format(
+        gap[0]["target"] if gap else 5.0), "|---|---|---|---|---|---|"]
+    for g in gap:
+        slope = g.get("points_per_decade")
+        budget = g.get("budget_for_target")
+        hours = g.get("hours_for_target")
+        lines.append(f"| {g['curve']} | {g['suite']} | {g['budgets']} | "
+                     + ("n/a" if slope is None else f"{slope:+.2f}") + " | "
+                     + ("never (slope ≤ 0)" if slope is not None and budget is None else
+                        "n/a" if budget is None else f"{budget:,.0f}") + " | "
+                     + ("n/a" if hours is None else f"{hours:,.1f}") + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _ci(entry: dict[str, Any] | None) -> str:
     if not entry or entry.get("mean") is None:
         return "n/a"
