@@ -41,7 +41,7 @@ def test_search_smoke_sft_full_ft_and_lineage(tmp_path: Path) -> None:
     assert rows["full_b4"]["curve"] == "full" and rows["hsft_b4"]["budget"] == 4
     assert set(rows["hsft_b4"]["minus_base"]) == {"ifeval", "multi_if", "sysbench"}
     table = (workspace / "reports/study/search.md").read_text()
-    assert "| hsft | 4 |" in table and "**Selection**" in table or "no arm is eligible" in table
+    assert "| hsft | 4 |" in table and ("**Selection**" in table or "no arm is eligible" in table)
     assert study["search_selection"]["suites"] == ["ifeval", "multi_if"]
     assert {g["curve"] for g in study["search_gap"]} == {"hsft", "full", "then_rpo"}
     assert (workspace / "reports/study/search_curves.png").stat().st_size > 0
