@@ -100,3 +100,8 @@ def test_priced_gap_extrapolates_each_curve_in_log_budget() -> None:
     assert "points_per_decade" not in gap[("one", "ifeval")]  # one budget: no line
     table = render_gap(list(gap.values()))
     assert "never (slope ≤ 0)" in table and "10,000,000" in table
+    flat = [dict(_row(f"flat_b{b}", b, (m, m - 3, m + 3), (m, m - 3, m + 3)), curve="flat", train_wall_s=b)
+            for b, m in ((100, 0.0), (1000, 0.001))]  # +0.001 a decade: 10^5002 passes, not a float
+    far = price_gap(flat)[0]
+    assert far["log10_budget_for_target"] == pytest.approx(5002) and "budget_for_target" not in far
+    assert "> 10^8" in render_gap([far])

@@ -89,6 +89,9 @@ def select(rows: list[dict[str, Any]], noise_floor: dict[str, Any] | None,
             "floor": {s: (floor.get(s) or {}).get("mean") for s in suites}}
 
 
+MAX_DECADES = 8  # budgets past 10^8 passes are reported as such, not as numbers
+
+
 def price_gap(rows: list[dict[str, Any]], target: float = 5.0,
               suites: tuple[str, ...] = SELECTION_SUITES) -> list[dict[str, Any]]:
     """What each curve predicts a gain of ``target`` points would cost: per curve and suite, the least-squares
@@ -113,9 +116,11 @@ def price_gap(rows: list[dict[str, Any]], target: float = 5.0,
                 slope = sum((x - mx) * (y - my) for x, y in xy) / sxx if sxx else 0.0
                 entry["points_per_decade"] = slope
                 if slope > 0:
-                    budget = 10 ** (mx + (target - my) / slope)
-                    entry["budget_for_target"] = budget
-                    entry["hours_for_target"] = budget * per_pass / 3600 if per_pass else None
+                    entry["log10_budget_for_target"] = decades = mx + (target - my) / slope
+                    if decades <= MAX_DECADES:  # beyond it the line says only "never, in practice"
+                        budget = 10**decades
+                        entry["budget_for_target"] = budget
+                        entry["hours_for_target"] = budget * per_pass / 3600 if per_pass else None
             out.append(entry)
     return out
 
@@ -130,7 +135,8 @@ def render_gap(gap: list[dict[str, Any]]) -> str:
         hours = g.get("hours_for_target")
         lines.append(f"| {g['curve']} | {g['suite']} | {g['budgets']} | "
                      + ("n/a" if slope is None else f"{slope:+.2f}") + " | "
-                     + ("never (slope ≤ 0)" if slope is not None and budget is None else
+                     + (f"> 10^{MAX_DECADES}" if g.get("log10_budget_for_target", 0) > MAX_DECADES else
+                        "never (slope ≤ 0)" if slope is not None and budget is None else
                         "n/a" if budget is None else f"{budget:,.0f}") + " | "
                      + ("n/a" if hours is None else f"{hours:,.1f}") + " |")
     return "\n".join(lines) + "\n"
