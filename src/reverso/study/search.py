@@ -9,6 +9,7 @@ and what the training cost.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ def select(rows: list[dict[str, Any]], noise_floor: dict[str, Any] | None,
     score = the mean of the arm's differences from the base on ``suites``; an arm is eligible unless some
     suite's 95 % CI lies wholly below the A/A floor's difference on that suite; the eligible arm with the
     highest score is selected, ties to the smaller budget; the primary suite of the test run is the one
-    where the selected arm's difference is larger.
+    where the selected arm's difference is larger. Without an A/A model (study.aa_scale 0) the floor is 0.
     """
     floor = (noise_floor or {}).get("difference") or {}
     scored, ineligible = [], {}
@@ -98,8 +99,6 @@ def price_gap(rows: list[dict[str, Any]], target: float = 5.0,
     line of the difference from the base against log10(budget) (two budgets or more), the budget where the
     line reaches ``target`` and its training time at the curve's measured seconds per pass. A point
     extrapolation from one replicate's means: the CIs around each point are several points wide."""
-    import math
-
     out = []
     for curve in sorted({r["curve"] for r in rows}):
         points = [r for r in rows if r["curve"] == curve and r["budget"]]
@@ -125,20 +124,24 @@ def price_gap(rows: list[dict[str, Any]], target: float = 5.0,
     return out
 
 
+def _budget_cell(entry: dict[str, Any]) -> str:
+    if entry.get("log10_budget_for_target", 0) > MAX_DECADES:
+        return f"> 10^{MAX_DECADES}"
+    if entry.get("budget_for_target") is not None:
+        return f"{entry['budget_for_target']:,.0f}"
+    return "n/a" if entry.get("points_per_decade") is None else "never (slope ≤ 0)"
+
+
 def render_gap(gap: list[dict[str, Any]]) -> str:
     """The priced gap as a markdown table."""
-    lines = ["| curve | suite | budgets | points per 10x budget | budget for +{:g} | CPU hours |".format(
-        gap[0]["target"] if gap else 5.0), "|---|---|---|---|---|---|"]
+    target = gap[0]["target"] if gap else 5.0
+    lines = [f"| curve | suite | budgets | points per 10x budget | budget for +{target:g} | CPU hours |",
+             "|---|---|---|---|---|---|"]
     for g in gap:
-        slope = g.get("points_per_decade")
-        budget = g.get("budget_for_target")
-        hours = g.get("hours_for_target")
+        slope, hours = g.get("points_per_decade"), g.get("hours_for_target")
         lines.append(f"| {g['curve']} | {g['suite']} | {g['budgets']} | "
-                     + ("n/a" if slope is None else f"{slope:+.2f}") + " | "
-                     + (f"> 10^{MAX_DECADES}" if g.get("log10_budget_for_target", 0) > MAX_DECADES else
-                        "never (slope ≤ 0)" if slope is not None and budget is None else
-                        "n/a" if budget is None else f"{budget:,.0f}") + " | "
-                     + ("n/a" if hours is None else f"{hours:,.1f}") + " |")
+                     f"{'n/a' if slope is None else f'{slope:+.2f}'} | {_budget_cell(g)} | "
+                     f"{'n/a' if hours is None else f'{hours:,.1f}'} |")
     return "\n".join(lines) + "\n"
 
 
