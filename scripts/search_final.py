@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from reverso.study.search import plot_curves, price_gap, render_gap, render_selection, render_table, select
+from reverso.study.search import plot_curves, price_gap, render_search, select
 
 report = json.loads(Path(sys.argv[1]).read_text())
 out = Path(sys.argv[2])
@@ -18,8 +18,6 @@ report["search_selection"] = selection = select(rows, report.get("noise_floor"))
 report["search_gap"] = gap = price_gap(rows)
 (out / "search.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
 base_cut = report["truncation"].get("base", {}).get("cut")
-(out / "search.md").write_text(render_table(rows, base_cut) + render_selection(selection)
-                               + "\nWhat each curve predicts +5 points would cost (a line through its means in "
-                               "log budget, at its measured seconds a pass):\n\n" + render_gap(gap), encoding="utf-8")
+(out / "search.md").write_text(render_search(rows, base_cut, selection, gap), encoding="utf-8")
 plot_curves(rows, out / "search_curves.png")
 print((out / "search.md").read_text())

@@ -33,7 +33,7 @@ print({k: v["cut"] for k, v in report["truncation"].items()})
 
 if len(sys.argv) > 3:  # a search recipe: the table and curves of the arms scored so far
     from reverso.config import load_params, recipe_overrides
-    from reverso.study.search import plot_curves, price_gap, render_gap, render_selection, render_table, search_rows, select
+    from reverso.study.search import plot_curves, price_gap, render_search, search_rows, select
 
     arms = load_params(root / "params.yaml", recipe_overrides(Path(sys.argv[3]))).study.arms
     scored = {name: spec for name, spec in arms.items() if any(m.rsplit("-", 1)[0] == name for m in trained)}
@@ -42,8 +42,6 @@ if len(sys.argv) > 3:  # a search recipe: the table and curves of the arms score
     keep["search_selection"] = selection = select(rows, report.get("noise_floor"))
     keep["search_gap"] = gap = price_gap(rows)
     out.write_text(json.dumps(keep, indent=2, default=str) + "\n")
-    out.with_suffix(".md").write_text(render_table(rows, base_cut) + render_selection(selection)
-                                      + "\nWhat each curve predicts +5 points would cost:\n\n" + render_gap(gap),
-                                      encoding="utf-8")
+    out.with_suffix(".md").write_text(render_search(rows, base_cut, selection, gap), encoding="utf-8")
     plot_curves(rows, out.with_name(out.stem + "_curves.png"))
     print(out.with_suffix(".md").read_text())

@@ -211,8 +211,7 @@ def report_study(params: Params, workspace: str | Path = ".", study_json: Path =
     # Adapters are published from the test run only: a validation search must not replace them.
     report["published"] = publish_adapters(params, trains, root) if params.study.split == "test" else {}
     write_outputs(report, root / study_json, root / report_dir)
-    from reverso.study.search import (plot_curves, price_gap, render_gap, render_selection, render_table,
-                                      search_rows, select)
+    from reverso.study.search import plot_curves, price_gap, render_search, search_rows, select
 
     rows = search_rows(report, params.study.arms)
     if rows:  # a search: arms at budgets, and the recipe's selection rule applied to them
@@ -222,9 +221,7 @@ def report_study(params: Params, workspace: str | Path = ".", study_json: Path =
         report["search_gap"] = price_gap(rows)
         write_json(root / study_json, report)
         (root / report_dir / "search.md").write_text(
-            render_table(rows, base_cut) + render_selection(report["search_selection"])
-            + "\nWhat each curve predicts +5 points would cost (a line through its means in log budget):\n\n"
-            + render_gap(report["search_gap"]), encoding="utf-8")
+            render_search(rows, base_cut, report["search_selection"], report["search_gap"]), encoding="utf-8")
         plot_curves(rows, root / report_dir / "search_curves.png")
     _log_parent(params, report, root / report_dir, root)
     return report

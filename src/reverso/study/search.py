@@ -182,6 +182,14 @@ def render_selection(selection: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_search(rows: list[dict[str, Any]], base_truncation: float | None, selection: dict[str, Any],
+                  gap: list[dict[str, Any]]) -> str:
+    """search.md: the table, the selection rule's outcome and the priced gap."""
+    return (render_table(rows, base_truncation) + render_selection(selection)
+            + "\nWhat each curve predicts +5 points would cost (a line through its means in log budget, at its "
+              "measured seconds a pass):\n\n" + render_gap(gap))
+
+
 def plot_curves(rows: list[dict[str, Any]], png: Path) -> None:
     """Score minus base (with its CI) against budget, one line per curve, one panel per suite."""
     import matplotlib
